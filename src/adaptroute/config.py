@@ -1,0 +1,177 @@
+"""Validated, immutable settings: models, reward weights, router knobs.
+
+Environment variables (ADAPTROUTE_*) are read only at the edge (the CLI), never here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .errors import ConfigError
+
+__all__ = ["ModelSpec", "RewardWeights", "RouterSettings"]
+
+# ModelSpec keys that are adaptroute's own; every other keyword is passed to litellm for that model.
+_OWN_FIELDS = frozenset(
+    {
+        "name",
+        "litellm_model",
+        "input_cost_per_token",
+        "output_cost_per_token",
+        "max_input_tokens",
+        "expected_quality",
+        "expected_latency_s",
+    }
+)
+# Parameter names whose values are secrets: never printed, never logged.
+SECRET_PARAM_NAMES = frozenset({"api_key", "aws_secret_access_key", "aws_session_token", "azure_ad_token", "vertex_credentials"})
+
+
+class RewardWeights(BaseModel):
+    """reward = quality * q - cost * usd - latency * seconds - failure * failed.
+
+    Weights are per unit: per quality point (q in [0, 1]), per US dollar, per second, per failed call.
+    The log keeps the raw components, so any past decision can be re-scored under new weights.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    quality: float = 1.0
+    cost: float = 0.0
+    latency: float = 0.0
+    failure: float = 0.25
+
+    @field_validator("quality", "cost", "latency", "failure")
+    @classmethod
+    def _finite_non_negative(cls, value: float) -> float:
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"must be a finite number >= 0, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _not_all_zero(self) -> RewardWeights:
+        if self.quality == 0 and self.cost == 0 and self.latency == 0:
+            raise ValueError("quality, cost and latency weights are all zero: every model would tie")
+        return self
+
+    @classmethod
+    def parse(cls, text: str) -> RewardWeights:
+        """Parse ``"quality=1,cost=200,latency=0"`` (the CLI's --weights)."""
+        values: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, sep, raw = part.partition("=")
+            if not sep:
+                raise ConfigError(f"weights: expected name=value, got {part!r}")
+            try:
+                values[key.strip()] = float(raw)
+            except ValueError:
+                raise ConfigError(f"weights: {key.strip()}={raw!r} is not a number") from None
+        try:
+            return cls(**values)
+        except ValueError as exc:
+            raise ConfigError(f"weights {text!r}: {exc}") from None
+
+    def vector(self) -> np.ndarray:
+        """Signed weights aligned with types.TARGETS (quality, cost_usd, latency_s, failure)."""
+        return np.array([self.quality, -self.cost, -self.latency, -self.failure])
+
+
+class ModelSpec(BaseModel):
+    """One routable model: its litellm name and call parameters, prices, limits and optional priors.
+
+    Any keyword that is not a field here (api_base, api_key, timeout, temperature, ...) is passed to
+    litellm on every call to this model. Secret parameters (api_key, ...) never appear in repr or logs.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    name: str = Field(min_length=1, max_length=200)
+    litellm_model: str | None = None
+    input_cost_per_token: float | None = None
+    output_cost_per_token: float | None = None
+    max_input_tokens: int | None = None
+    expected_quality: float | None = None
+    expected_latency_s: float | None = None
+
+    @field_validator("input_cost_per_token", "output_cost_per_token", "expected_latency_s")
+    @classmethod
+    def _non_negative(cls, value: float | None) -> float | None:
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise ValueError(f"must be a finite number >= 0, got {value!r}")
+        return value
+
+    @field_validator("expected_quality")
+    @classmethod
+    def _quality_range(cls, value: float | None) -> float | None:
+        if value is not None and (not math.isfinite(value) or not 0 <= value <= 1):
+            raise ValueError(f"must be in [0, 1], got {value!r}")
+        return value
+
+    @field_validator("max_input_tokens")
+    @classmethod
+    def _positive(cls, value: int | None) -> int | None:
+        if value is not None and value <= 0:
+            raise ValueError(f"must be > 0, got {value!r}")
+        return value
+
+    @property
+    def target(self) -> str:
+        """The model string handed to litellm."""
+        return self.litellm_model or self.name
+
+    @property
+    def call_params(self) -> dict[str, Any]:
+        """Extra litellm parameters for this model (api_base, api_key, timeout, ...)."""
+        return dict(self.model_extra or {})
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(str(v) for k, v in (self.model_extra or {}).items() if k in SECRET_PARAM_NAMES and v)
+
+    @property
+    def has_prices(self) -> bool:
+        return self.input_cost_per_token is not None and self.output_cost_per_token is not None
+
+    def __repr_args__(self):  # type: ignore[no-untyped-def]
+        for key, value in super().__repr_args__():
+            yield key, ("***" if key in SECRET_PARAM_NAMES and value else value)
+
+    def public_dict(self) -> dict[str, Any]:
+        """Everything but secrets: safe to print or store."""
+        data = self.model_dump()
+        return {k: ("***" if k in SECRET_PARAM_NAMES and v else v) for k, v in data.items()}
+
+
+def _positive_float(name: str, value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
+class RouterSettings(BaseModel):
+    """Reliability and logging knobs of a Router (all have production defaults)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timeout_s: float = 60.0  # litellm's own default is 6000 s: far too long for a request path
+    max_fallbacks: int = Field(default=2, ge=0, le=20)
+    retries: int = Field(default=0, ge=0, le=5)  # same-model retries on transient errors, before falling back
+    retry_backoff_s: float = Field(default=0.25, ge=0)
+    cooldown_s: float = Field(default=30.0, ge=0)
+    cooldown_after: int = Field(default=3, ge=1)  # consecutive 5xx/timeouts before a cool-down
+    escalate_below: float | None = Field(default=None, ge=0, le=1)
+    max_escalations: int = Field(default=1, ge=0, le=5)
+    store_prompts: bool = False
+    durable: bool = False
+    flush_rows: int = Field(default=2048, ge=1)
+    flush_interval_s: float = Field(default=1.0, gt=0)
+    pending_feedback: int = Field(default=100_000, ge=0)  # decisions kept in memory for feedback()
+
+    @field_validator("timeout_s")
+    @classmethod
+    def _timeout(cls, value: float) -> float:
+        return _positive_float("timeout_s", value)

@@ -1,0 +1,98 @@
+"""The one exception tree of adaptroute.
+
+Every error the library raises on purpose is an :class:`AdaptRouteError`. Errors caused by bad input
+also subclass :class:`ValueError` (or :class:`LookupError`), so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .types import Attempt
+
+__all__ = [
+    "AdaptRouteError",
+    "AllModelsFailedError",
+    "ConfigError",
+    "DatasetError",
+    "EstimatorError",
+    "InvalidMessagesError",
+    "InvalidQualityError",
+    "NoEligibleModelError",
+    "PolicyStateError",
+    "SchemaVersionError",
+    "StoreError",
+    "StoreLockedError",
+    "UnknownDecisionError",
+    "UnknownModelError",
+    "UnknownPriceError",
+]
+
+
+class AdaptRouteError(Exception):
+    """Base class of every error adaptroute raises on purpose."""
+
+
+class ConfigError(AdaptRouteError, ValueError):
+    """A model, weight or policy setting is invalid."""
+
+
+class UnknownModelError(ConfigError):
+    """A model name that the router or policy does not know."""
+
+
+class UnknownPriceError(ConfigError):
+    """A model whose price is neither in litellm's price table nor given in its ModelSpec."""
+
+
+class InvalidMessagesError(AdaptRouteError, ValueError):
+    """The chat messages handed to the router are empty or malformed."""
+
+
+class InvalidQualityError(AdaptRouteError, ValueError):
+    """A quality score outside [0, 1], NaN or infinite (from a scorer or feedback())."""
+
+
+class UnknownDecisionError(AdaptRouteError, LookupError):
+    """feedback() for a decision id that the log does not hold."""
+
+    def __str__(self) -> str:  # LookupError would quote the message otherwise
+        return str(self.args[0]) if self.args else ""
+
+
+class PolicyStateError(AdaptRouteError, ValueError):
+    """A saved policy file that is corrupt, truncated, of another version, or not a policy file."""
+
+
+class StoreError(AdaptRouteError, RuntimeError):
+    """The DuckDB log cannot be opened or written."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the DuckDB log file (DuckDB allows one writing process per file)."""
+
+
+class SchemaVersionError(StoreError):
+    """The log file was written with another schema version."""
+
+
+class DatasetError(AdaptRouteError, ValueError):
+    """An importer input that cannot be read; the message names the file, row and column."""
+
+
+class EstimatorError(AdaptRouteError, ValueError):
+    """Off-policy evaluation refused its input (for example a propensity <= 0)."""
+
+
+class NoEligibleModelError(AdaptRouteError, RuntimeError):
+    """No configured model can take this request (for example every context window is too small)."""
+
+
+class AllModelsFailedError(AdaptRouteError, RuntimeError):
+    """Every attempted model failed. Carries the decision id and every attempt, all of them logged."""
+
+    def __init__(self, message: str, *, decision_id: str, attempts: tuple[Attempt, ...]) -> None:
+        super().__init__(message)
+        self.decision_id = decision_id
+        self.attempts = attempts

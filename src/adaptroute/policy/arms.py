@@ -1,0 +1,141 @@
+"""Per-model Bayesian linear regressions that share one design matrix across targets.
+
+For every model ``a`` and target ``t`` (quality, cost, latency, failure):
+``y_t = x . theta_{a,t} + noise``, prior ``theta ~ N(mu0 e_0, sigma^2 / lambda I)`` (the prior mean sits
+on the bias coordinate). All targets of a model see the same contexts, so they share the precision
+matrix ``P_a = lambda I + sum x x^T`` and its inverse; only the right-hand sides ``B_a`` differ.
+
+State is sufficient statistics only (P, B, sum y^2, counts), so learning is order-independent without
+discounting: refitting from the log reproduces the online state exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["ArmModels"]
+
+_REINVERT_EVERY = 256  # Sherman-Morrison drifts slowly; re-invert P from scratch this often
+
+
+class ArmModels:
+    """Stacked state for K models in dimension d with T targets (arrays grow as models/features appear)."""
+
+    def __init__(self, n_targets: int, prior_precision: float, discount: float) -> None:
+        self.n_targets = n_targets
+        self.lam = float(prior_precision)
+        self.discount = float(discount)
+        self.dim = 0
+        self.P = np.zeros((0, 0, 0))  # precision (prior + data)
+        self.Pinv = np.zeros((0, 0, 0))
+        self.B = np.zeros((0, 0, n_targets))  # sum x y^T (data only; the prior term is added live)
+        self.theta = np.zeros((0, 0, n_targets))  # Pinv @ B, cached for fast predictions
+        self.yy = np.zeros((0, n_targets))  # sum y^2
+        self.n = np.zeros(0)  # (discounted) observation count
+        self.ssr = np.zeros((0, n_targets))  # ridge residual: sum y^2 - theta.B (see refresh)
+        self._since_inverse = np.zeros(0, dtype=np.int64)
+
+    @property
+    def n_arms(self) -> int:
+        return int(self.n.shape[0])
+
+    # -- shape changes ----------------------------------------------------------------------------
+    def add_arm(self) -> int:
+        d, t = self.dim, self.n_targets
+        self.P = np.concatenate([self.P, (self.lam * np.eye(d))[None]])
+        self.Pinv = np.concatenate([self.Pinv, (np.eye(d) / self.lam)[None]])
+        self.B = np.concatenate([self.B, np.zeros((1, d, t))])
+        self.theta = np.concatenate([self.theta, np.zeros((1, d, t))])
+        self.yy = np.concatenate([self.yy, np.zeros((1, t))])
+        self.n = np.append(self.n, 0.0)
+        self.ssr = np.concatenate([self.ssr, np.zeros((1, t))])
+        self._since_inverse = np.append(self._since_inverse, 0)
+        return self.n_arms - 1
+
+    def grow(self, dim: int) -> None:
+        """Append feature coordinates. Past contexts had 0 there, so the exact posterior is the old one
+        padded with the prior (block-diagonal)."""
+        if dim <= self.dim:
+            return
+        k, old, extra = self.n_arms, self.dim, dim - self.dim
+        P = np.zeros((k, dim, dim))
+        P[:, :old, :old] = self.P
+        Pinv = np.zeros((k, dim, dim))
+        Pinv[:, :old, :old] = self.Pinv
+        idx = np.arange(old, dim)
+        P[:, idx, idx] = self.lam
+        Pinv[:, idx, idx] = 1.0 / self.lam
+        pad = ((0, 0), (0, extra), (0, 0))
+        self.P, self.Pinv = P, Pinv
+        self.B = np.pad(self.B, pad)
+        self.theta = np.pad(self.theta, pad)
+        self.dim = dim
+
+    # -- predictions ------------------------------------------------------------------------------
+    def predict(self, x: np.ndarray, prior_mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean of every target for every model, (K, T), and x^T P^-1 x, (K,)."""
+        k, d = self.n_arms, self.dim
+        v = (self.Pinv.reshape(k * d, d) @ x).reshape(k, d)  # one GEMV for all models
+        u2 = v @ x
+        mean = x @ self.theta
+        mean += (self.lam * v[:, 0])[:, None] * prior_mean  # the prior mean's pull, added live
+        return mean, np.maximum(u2, 0.0)
+
+    # -- learning ---------------------------------------------------------------------------------
+    def update(self, arm: int, x: np.ndarray, y: np.ndarray) -> None:
+        """Recursive least squares step (Sherman-Morrison), exact up to rounding."""
+        g = self.discount
+        if g < 1.0:
+            self._decay(arm, g)
+        P, Pinv, theta = self.P[arm], self.Pinv[arm], self.theta[arm]
+        xx = np.outer(x, x)
+        P += xx
+        self.B[arm] += np.outer(x, y)
+        self.yy[arm] += y * y
+        self.n[arm] += 1.0
+        self._since_inverse[arm] += 1
+        if g < 1.0 or self._since_inverse[arm] >= _REINVERT_EVERY:
+            self._reinvert(arm)
+            self.refresh(arm)
+            return
+        v = Pinv @ x
+        gain = v / (1.0 + v @ x)
+        Pinv -= np.outer(gain, v)
+        theta += np.outer(gain, y - x @ theta)
+        self.ssr[arm] = self.yy[arm] - np.einsum("dt,dt->t", theta, self.B[arm])
+
+    def shift_targets(self, arm: int, x: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
+        """Replace an already-learned observation's targets (late feedback): P is unchanged."""
+        self.B[arm] += np.outer(x, new - old)
+        self.yy[arm] += new * new - old * old
+        self.refresh(arm)
+
+    def set_statistics(self, arm: int, S: np.ndarray, B: np.ndarray, yy: np.ndarray, n: float) -> None:
+        """Install batch sufficient statistics (fit from a log or a dataset)."""
+        self.P[arm] = S + self.lam * np.eye(self.dim)
+        self.B[arm] = B
+        self.yy[arm] = yy
+        self.n[arm] = n
+        self._reinvert(arm)
+        self.refresh(arm)
+
+    def _decay(self, arm: int, g: float) -> None:
+        eye = self.lam * np.eye(self.dim)
+        self.P[arm] = g * (self.P[arm] - eye) + eye
+        self.B[arm] *= g
+        self.yy[arm] *= g
+        self.n[arm] *= g
+
+    def _reinvert(self, arm: int) -> None:
+        self.Pinv[arm] = np.linalg.inv(self.P[arm])
+        self._since_inverse[arm] = 0
+
+    def refresh(self, arm: int) -> None:
+        """Recompute one model's cached posterior mean and residual sum of squares from its statistics.
+
+        The residual term is the ridge objective at its minimum, ``sum y^2 - theta.B`` (the quantity the
+        normal-inverse-gamma posterior of the noise variance uses); it depends on this model's
+        statistics alone, so online and batch learning agree exactly.
+        """
+        self.theta[arm] = self.Pinv[arm] @ self.B[arm]
+        self.ssr[arm] = self.yy[arm] - np.einsum("dt,dt->t", self.theta[arm], self.B[arm])

@@ -1,0 +1,342 @@
+"""The policy contract and the machinery every policy shares.
+
+A policy predicts quality, cost, latency and failure per model separately (ArmModels) and combines
+them with the reward weights at decision time, so new weights need no retraining. Subclasses only turn
+(reward mean, reward sd) per model into probabilities; the base adds the floor, so no logged propensity
+is ever 0.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..config import RewardWeights
+from ..errors import ConfigError, UnknownModelError
+from ..types import TARGETS, LoggedBatch, Outcome
+from .arms import ArmModels
+
+__all__ = ["ModelPrior", "Policy", "Prediction"]
+
+_T = len(TARGETS)
+# Noise variance assumed before any data, per target: quality and failure live in [0, 1] (0.25 is the
+# largest variance such a variable can have); cost and latency get a 50% relative spread (see _noise).
+_DEFAULT_VARIANCE = np.array([0.25, 0.0, 0.0, 0.25])
+_DEFAULT_MEAN = np.array([0.5, 0.0, 0.0, 0.0])
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrior:
+    """What is known about a model before it has been tried (price table, a configured expectation).
+
+    Unset fields fall back to the pooled mean over every model observed so far (empirical Bayes).
+    """
+
+    quality: float | None = None
+    cost_usd: float | None = None
+    latency_s: float | None = None
+
+    def as_array(self) -> np.ndarray:
+        return np.array([np.nan if v is None else float(v) for v in (self.quality, self.cost_usd, self.latency_s)] + [0.0])
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """A policy's view of one request: per eligible model, predicted components, reward and probability."""
+
+    models: tuple[str, ...]
+    means: np.ndarray  # (k, T) in TARGETS order
+    reward: np.ndarray  # (k,)
+    sd: np.ndarray  # (k,) posterior standard deviation of the reward
+    probabilities: np.ndarray  # (k,), sums to 1, every entry >= the floor
+
+
+class Policy(ABC):
+    """Contract: probabilities(x, eligible) sums to 1 with every entry >= floor / len(eligible); choose;
+    update(x, model, outcome); fit(batch); save/load (NPZ + JSON, never pickle); clone()."""
+
+    name: ClassVar[str]
+    registry: ClassVar[dict[str, type[Policy]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            Policy.registry[cls.name] = cls
+
+    def __init__(
+        self,
+        *,
+        weights: RewardWeights | None = None,
+        floor: float = 0.02,
+        prior_precision: float = 1.0,
+        discount: float = 1.0,
+        noise_prior_n: float = 2.0,
+        seed: int = 0,
+    ) -> None:
+        if not 0.0 < floor < 1.0:
+            raise ConfigError(f"floor must be in (0, 1): it is the probability mass kept for exploration, got {floor}")
+        if not prior_precision > 0:
+            raise ConfigError(f"prior_precision must be > 0, got {prior_precision}")
+        if not 0.5 <= discount <= 1.0:
+            raise ConfigError(f"discount must be in [0.5, 1], got {discount}")
+        if not noise_prior_n >= 0:
+            raise ConfigError(f"noise_prior_n must be >= 0, got {noise_prior_n}")
+        self.weights = weights or RewardWeights()
+        self.floor = float(floor)
+        self.prior_precision = float(prior_precision)
+        self.discount = float(discount)
+        self.noise_prior_n = float(noise_prior_n)
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(seed)
+        self.version = 0
+        self._lock = threading.RLock()
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self._arms = ArmModels(_T, self.prior_precision, self.discount)
+        self._models: dict[str, int] = {}
+        self._configured = np.zeros((0, _T))  # configured prior means, NaN where unset
+        self._sum = np.zeros(_T)  # pooled sums over every observation, for empirical-Bayes priors
+        self._count = 0.0
+        self._eligible_cache: tuple[tuple[str, ...] | None, np.ndarray] = (None, np.zeros(0, dtype=np.intp))
+        self._derived: tuple[np.ndarray, np.ndarray] | None = None  # (prior means, noise), until next change
+
+    def _changed(self) -> None:
+        self._derived = None
+
+    # -- hyperparameters --------------------------------------------------------------------------
+    def params(self) -> dict[str, Any]:
+        """Constructor arguments (weights aside): what clone() and save() carry over."""
+        return {
+            "floor": self.floor,
+            "prior_precision": self.prior_precision,
+            "discount": self.discount,
+            "noise_prior_n": self.noise_prior_n,
+            "seed": self.seed,
+        }
+
+    def clone(self) -> Policy:
+        """Same hyperparameters, weights, models and priors; no learned state."""
+        fresh = type(self)(weights=self.weights, **self.params())
+        for model, index in self._models.items():
+            fresh.add_model(model, _prior_from_row(self._configured[index]))
+        return fresh
+
+    # -- models -----------------------------------------------------------------------------------
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(self._models)
+
+    def add_model(self, model: str, prior: ModelPrior | None = None) -> None:
+        """Register a model (idempotent); ``prior`` updates its configured prior if given."""
+        with self._lock:
+            if model not in self._models:
+                self._models[model] = self._arms.add_arm()
+                self._configured = np.vstack([self._configured, np.full(_T, np.nan)])
+            if prior is not None:
+                self._configured[self._models[model]] = prior.as_array()
+            self._changed()
+
+    def _index(self, model: str) -> int:
+        try:
+            return self._models[model]
+        except KeyError:
+            raise UnknownModelError(f"unknown model {model!r}; known: {sorted(self._models)}") from None
+
+    def _eligible(self, eligible: Sequence[str] | None) -> tuple[tuple[str, ...], np.ndarray]:
+        names = self.models if eligible is None else tuple(eligible)
+        cached_names, cached_idx = self._eligible_cache
+        if names == cached_names:
+            return names, cached_idx
+        if not names:
+            raise ConfigError("no eligible models")
+        for name in names:
+            if name not in self._models:
+                self.add_model(name)
+        idx = np.array([self._models[n] for n in names], dtype=np.intp)
+        if len(set(names)) != len(names):
+            raise ConfigError(f"duplicate model names in eligible: {names}")
+        self._eligible_cache = (names, idx)
+        return names, idx
+
+    # -- priors and noise -------------------------------------------------------------------------
+    def _prior_and_noise(self) -> tuple[np.ndarray, np.ndarray]:
+        """(K, T) prior means and (K, T) noise variances, cached until the next change of state.
+
+        Prior: configured where set, else the pooled mean of every observation, else defaults.
+        Noise: each model's residual variance shrunk toward the pooled one by noise_prior_n pseudo-counts.
+        """
+        if self._derived is None:
+            pooled_mean = self._sum / self._count if self._count > 0 else _DEFAULT_MEAN
+            prior = np.where(np.isnan(self._configured), pooled_mean, self._configured)
+            arms, n0 = self._arms, self.noise_prior_n
+            ssr = np.maximum(arms.ssr, 0.0)
+            default = np.where(_DEFAULT_VARIANCE > 0, _DEFAULT_VARIANCE, 0.25 * prior.mean(axis=0) ** 2)
+            pooled = (n0 * default + ssr.sum(axis=0)) / (n0 + arms.n.sum())
+            noise = (n0 * pooled + ssr) / np.maximum(n0 + arms.n, 1e-12)[:, None]
+            self._derived = (prior, noise)
+        return self._derived
+
+    # -- decisions --------------------------------------------------------------------------------
+    def _fit_dim(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=float).ravel()
+        d = self._arms.dim
+        if x.shape[0] > d:
+            self._arms.grow(x.shape[0])
+        elif x.shape[0] < d:
+            x = np.concatenate([x, np.zeros(d - x.shape[0])])
+        return x
+
+    def predict(self, x: np.ndarray, eligible: Sequence[str] | None = None) -> Prediction:
+        """Predicted components, reward mean and sd, and probabilities for every eligible model."""
+        with self._lock:
+            names, idx = self._eligible(eligible)
+            x = self._fit_dim(x)
+            prior, noise = self._prior_and_noise()
+            mean, u2 = self._arms.predict(x, prior)
+            if idx.shape[0] != mean.shape[0]:
+                mean, u2, noise = mean[idx], u2[idx], noise[idx]
+            w = self.weights.vector()
+            reward = mean @ w
+            sd = np.sqrt(u2 * (noise @ (w * w)))
+            low, high = self._reward_bounds(mean, u2, noise)
+            probs = self._with_floor(self._probabilities(reward, sd, low, high))
+            return Prediction(names, mean, reward, sd, probs)
+
+    def _reward_bounds(self, mean: np.ndarray, u2: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What each model's reward can be at best and at worst, given that quality and failure live in
+        [0, 1] and cost and latency are >= 0 (cost and latency at their optimistic / pessimistic 3-sd
+        values). A model whose best case is below another's expected reward is out of the race: no
+        posterior tail can keep exploring it (quick elimination of dominated models)."""
+        wq, wc, wl, wf = self.weights.quality, self.weights.cost, self.weights.latency, self.weights.failure
+        spread = 3.0 * np.sqrt(u2[:, None] * noise[:, 1:3])
+        cost_lo = np.maximum(mean[:, 1:3] - spread, 0.0)
+        cost_hi = mean[:, 1:3] + spread
+        high = wq - wc * cost_lo[:, 0] - wl * cost_lo[:, 1]
+        low = -wc * cost_hi[:, 0] - wl * cost_hi[:, 1] - wf
+        return low, high
+
+    def probabilities(self, x: np.ndarray, eligible: Sequence[str] | None = None) -> np.ndarray:
+        return self.predict(x, eligible).probabilities
+
+    def choose(self, x: np.ndarray, eligible: Sequence[str] | None = None, rng: np.random.Generator | None = None) -> tuple[str, Prediction]:
+        """Draw a model from the policy's probabilities (with ``rng``, or the policy's own seeded one)."""
+        prediction = self.predict(x, eligible)
+        k = int((rng or self.rng).choice(len(prediction.models), p=prediction.probabilities))
+        return prediction.models[k], prediction
+
+    def _with_floor(self, p: np.ndarray) -> np.ndarray:
+        k = p.shape[0]
+        if k == 1:
+            return np.ones(1)
+        per_model = self.floor / k
+        p = np.clip(p, 0.0, None)
+        total = p.sum()
+        p = p / total if total > 0 else np.full(k, 1.0 / k)
+        return per_model + (1.0 - self.floor) * p
+
+    @abstractmethod
+    def _probabilities(self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """Unfloored selection probabilities from each model's reward mean, sd and bounds."""
+
+    # -- learning ---------------------------------------------------------------------------------
+    def update(self, x: np.ndarray, model: str, outcome: Outcome | np.ndarray) -> None:
+        """Learn from one observed outcome of ``model`` on context ``x``."""
+        y = outcome.as_targets() if isinstance(outcome, Outcome) else np.asarray(outcome, dtype=float)
+        with self._lock:
+            self.add_model(model)
+            arm = self._models[model]
+            x = self._fit_dim(x)
+            self._sum += y
+            self._count += 1.0
+            self._arms.update(arm, x, y)
+            self._changed()
+
+    def revise(self, x: np.ndarray, model: str, old: Outcome, new: Outcome) -> None:
+        """Replace a learned outcome (for example when feedback() corrects a scorer's quality)."""
+        with self._lock:
+            arm = self._index(model)
+            x = self._fit_dim(x)
+            delta_old, delta_new = old.as_targets(), new.as_targets()
+            self._sum += delta_new - delta_old
+            self._arms.shift_targets(arm, x, delta_old, delta_new)
+            self._changed()
+
+    def fit(self, batch: LoggedBatch) -> None:
+        """Forget learned state, then learn every observation of ``batch`` (retrain, warm start)."""
+        with self._lock:
+            configured = {m: _prior_from_row(self._configured[i]) for m, i in self._models.items()}
+            self._reset_state()
+            for model, prior in configured.items():
+                self.add_model(model, prior)
+            self.partial_fit(batch)
+
+    def partial_fit(self, batch: LoggedBatch) -> None:
+        """Learn every observation of ``batch`` on top of the current state, as if one by one."""
+        obs = batch.observations
+        with self._lock:
+            for model in batch.models:
+                self.add_model(model)
+            if len(obs) == 0:
+                return
+            known = ~np.isnan(obs.quality)
+            X = np.asarray(batch.features, dtype=float)[obs.row[known]]
+            Y = np.column_stack(
+                [obs.quality[known], obs.cost_usd[known], np.nan_to_num(obs.latency_s[known]), obs.failed[known].astype(float)]
+            )
+            arms_of = np.array([self._models[m] for m in batch.models], dtype=np.intp)[obs.model[known]]
+            if X.shape[1] > self._arms.dim:
+                self._arms.grow(X.shape[1])
+            elif X.shape[1] < self._arms.dim:
+                X = np.pad(X, ((0, 0), (0, self._arms.dim - X.shape[1])))
+            self._sum += Y.sum(axis=0)
+            self._count += float(Y.shape[0])
+            arms = self._arms
+            for arm in np.unique(arms_of):
+                rows = np.flatnonzero(arms_of == arm)
+                Xa, Ya = X[rows], Y[rows]
+                g = self.discount
+                # Online discounting multiplies older data by g once per later update of the same model.
+                w = g ** np.arange(rows.size - 1, -1, -1, dtype=float) if g < 1.0 else np.ones(rows.size)
+                decay = g**rows.size if g < 1.0 else 1.0
+                S_old = arms.P[arm] - arms.lam * np.eye(arms.dim)
+                S = decay * S_old + (Xa * w[:, None]).T @ Xa
+                B = decay * arms.B[arm] + (Xa * w[:, None]).T @ Ya
+                yy = decay * arms.yy[arm] + (w[:, None] * Ya * Ya).sum(axis=0)
+                arms.set_statistics(int(arm), S, B, yy, decay * arms.n[arm] + w.sum())
+            self._changed()
+
+    def rescale_cost(self, model: str, factor: float) -> None:
+        """A price change: every learned and configured cost of ``model`` scales by ``factor``."""
+        if not factor > 0:
+            raise ConfigError(f"price factor must be > 0, got {factor}")
+        with self._lock:
+            arm = self._index(model)
+            c = TARGETS.index("cost_usd")
+            arms = self._arms
+            old_sum = arms.B[arm][0, c]  # bias row sums the raw costs
+            arms.B[arm][:, c] *= factor
+            arms.yy[arm][c] *= factor * factor
+            self._sum[c] += (factor - 1.0) * old_sum
+            if not np.isnan(self._configured[arm, c]):
+                self._configured[arm, c] *= factor
+            arms.refresh(arm)
+            self._changed()
+
+    # -- introspection ----------------------------------------------------------------------------
+    def observation_counts(self) -> dict[str, float]:
+        return {m: float(self._arms.n[i]) for m, i in self._models.items()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args}, models={len(self._models)}, version={self.version})"
+
+
+def _prior_from_row(row: np.ndarray) -> ModelPrior | None:
+    values = [None if np.isnan(v) else float(v) for v in row[:3]]
+    return None if all(v is None for v in values) else ModelPrior(*values)

@@ -1,0 +1,31 @@
+"""Epsilon-greedy on the predicted reward."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from .base import Policy
+
+__all__ = ["EpsilonGreedy"]
+
+
+class EpsilonGreedy(Policy):
+    """The best predicted model with probability 1 - epsilon, a uniform pick otherwise."""
+
+    name = "egreedy"
+
+    def __init__(self, *, epsilon: float = 0.1, **kwargs: Any) -> None:
+        if not 0.0 <= epsilon <= 1.0:
+            raise ConfigError(f"epsilon must be in [0, 1], got {epsilon}")
+        self.epsilon = float(epsilon)
+        super().__init__(**kwargs)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "epsilon": self.epsilon}
+
+    def _probabilities(self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        best = reward >= reward.max() - 1e-12
+        return self.epsilon / reward.shape[0] + (1.0 - self.epsilon) * best / best.sum()

@@ -1,0 +1,378 @@
+"""Router: pick a model per request with a contextual bandit, call it through litellm, log, learn."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from ..config import ModelSpec, RewardWeights, RouterSettings
+from ..errors import AllModelsFailedError, ConfigError, NoEligibleModelError, UnknownDecisionError
+from ..features import Featurizer, HashingFeaturizer
+from ..messages import prompt_hash, prompt_text, validate_messages
+from ..policy import Policy, load_policy, make_policy, save_policy
+from ..store import LogStore, read_log
+from ..types import Decision, ModelScore, Outcome, RoutingRecord, check_quality
+from .calls import call_async, call_kwargs, call_sync
+from .cooldown import Cooldowns
+from .flow import Call, CallResult, FlowResult, Pause, RequestPlan, Score, route
+from .models import PricedModel, resolve_models
+from .streaming import AsyncRoutedStream, RoutedStream, first_chunk_async, first_chunk_sync
+from .learning import Learner
+
+__all__ = ["Router"]
+
+DEFAULT_TASK = "default"
+_CHARS_PER_TOKEN = 4  # rough, provider-independent: only used to skip models whose window is too small
+
+
+@dataclass(slots=True)
+class _Request:
+    """A request between its decision and its outcome."""
+
+    decision: Decision
+    plan: RequestPlan
+    messages: list[dict[str, Any]]
+    kwargs: dict[str, Any]
+    scores: tuple[ModelScore, ...]
+    policy_version: int
+    started: float
+    ends: list[float]
+
+
+class Router:
+    """Routes each request to the model a contextual bandit picks; see the README for the tour.
+
+    ``store`` is a DuckDB path, ":memory:", or a LogStore. ``policy`` is "thompson" (default),
+    "linucb", "egreedy" or a Policy. ``scorer(messages, response)`` returns quality in [0, 1] (or a bool);
+    without one, quality arrives later through ``feedback()``. Reliability knobs (timeout_s,
+    max_fallbacks, retries, cooldown_s, escalate_below, durable, store_prompts, ...) are RouterSettings.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[str | ModelSpec],
+        reward: RewardWeights | None = None,
+        policy: str | Policy = "thompson",
+        store: str | LogStore = ":memory:",
+        scorer: Any = None,
+        seed: int = 0,
+        *,
+        featurizer: Featurizer | None = None,
+        hash_key: bytes | None = None,
+        **settings: Any,
+    ) -> None:
+        try:
+            self.settings = RouterSettings(**settings)
+        except ValidationError as exc:
+            raise ConfigError(f"invalid router setting: {exc}") from None
+        if reward is not None and not isinstance(reward, RewardWeights):
+            raise ConfigError(f"reward must be a RewardWeights, got {type(reward).__name__}")
+        if scorer is not None and not callable(scorer):
+            raise ConfigError("scorer must be callable: scorer(messages, response) -> float in [0, 1] or bool")
+        self._models: dict[str, PricedModel] = resolve_models(models)
+        self._featurizer: Featurizer = featurizer or HashingFeaturizer()
+        if isinstance(policy, Policy):
+            chosen_policy = policy
+            if reward is not None:
+                chosen_policy.weights = reward
+        elif isinstance(policy, str):
+            chosen_policy = make_policy(policy, weights=reward, seed=seed)
+        else:
+            raise ConfigError(f"policy must be a name or a Policy, got {type(policy).__name__}")
+        self.scorer = scorer
+        self._rng = np.random.default_rng(seed)
+        self._rng_lock = threading.Lock()
+        self._cooldowns = Cooldowns(self.settings.cooldown_s, self.settings.cooldown_after)
+        self._secrets = tuple(s for m in self._models.values() for s in m.spec.secrets)
+        self._owns_store = not isinstance(store, LogStore)
+        self._store = (
+            store
+            if isinstance(store, LogStore)
+            else LogStore(
+                store,
+                durable=self.settings.durable,
+                flush_rows=self.settings.flush_rows,
+                flush_interval_s=self.settings.flush_interval_s,
+                hash_key=hash_key,
+            )
+        )
+        self._learner = Learner(chosen_policy, self._store, self.settings.pending_feedback)
+        self._refresh_priors()
+
+    # -- configuration ----------------------------------------------------------------------------
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(self._models)
+
+    @property
+    def policy(self) -> Policy:
+        """The policy currently deciding (replaced atomically by retrain())."""
+        return self._learner.policy
+
+    @property
+    def store(self) -> LogStore:
+        return self._store
+
+    @property
+    def reward(self) -> RewardWeights:
+        return self._learner.policy.weights
+
+    @reward.setter
+    def reward(self, weights: RewardWeights) -> None:
+        """New weights apply from the next decision, without retraining (predictions are per component)."""
+        if not isinstance(weights, RewardWeights):
+            raise ConfigError(f"reward must be a RewardWeights, got {type(weights).__name__}")
+        self._learner.set_weights(weights)
+
+    def _refresh_priors(self) -> None:
+        """Cost priors from the price table for a typical request of this deployment so far."""
+        typical_in, typical_out = self._learner.typical_tokens()
+        for name, model in self._models.items():
+            self._learner.policy.add_model(name, model.prior(typical_in, typical_out))
+
+    # -- the decision -----------------------------------------------------------------------------
+    def _decide(self, messages: Any, task: str | None, kwargs: dict[str, Any]) -> _Request:
+        if "model" in kwargs:
+            raise ConfigError("pass models to Router(models=...), not model= to a call")
+        checked = validate_messages(messages)
+        task = _check_task(task)
+        text, _ = prompt_text(checked)
+        x = self._featurizer.transform(checked, task)
+        eligible = self._eligible(len(text) // _CHARS_PER_TOKEN)
+        policy = self._learner.policy
+        prediction = policy.predict(x, eligible)
+        probs = prediction.probabilities
+        with self._rng_lock:
+            u = self._rng.random()
+        k = min(int(np.searchsorted(np.cumsum(probs), u * probs.sum(), side="right")), len(probs) - 1)
+        chosen = prediction.models[k]
+        scores = tuple(
+            ModelScore(m, *(float(v) for v in prediction.means[i]), float(prediction.reward[i]), float(prediction.sd[i]), float(probs[i]))
+            for i, m in enumerate(prediction.models)
+        )
+        decision = Decision(
+            id=uuid.uuid4().hex,
+            ts=time.time(),
+            task=task,
+            features=x.astype(np.float32),
+            eligible=prediction.models,
+            probabilities=tuple(float(p) for p in probs),
+            chosen=chosen,
+            propensity=float(probs[k]),
+            policy_name=policy.name,
+            policy_version=policy.version,
+            prompt_hash=prompt_hash(text, self._store.hash_key),
+            prompt_text=text if self.settings.store_prompts else None,
+        )
+        self._store.add_decision(decision)  # before the call: (x, chosen, propensity) survive a failure
+        order = np.argsort(-prediction.reward, kind="stable")
+        plan = RequestPlan(
+            decision_id=decision.id,
+            chosen=chosen,
+            ranking=[chosen] + [prediction.models[i] for i in order if prediction.models[i] != chosen],
+            predicted_quality={m: float(prediction.means[i, 0]) for i, m in enumerate(prediction.models)},
+            models=self._models,
+            secrets=self._secrets + _secrets_in(kwargs),
+            scored=self.scorer is not None and not kwargs.get("stream"),
+        )
+        return _Request(decision, plan, checked, kwargs, scores, policy.version, time.perf_counter(), [])
+
+    def _eligible(self, approx_tokens: int) -> list[str]:
+        fits = [m for m, p in self._models.items() if p.max_input_tokens is None or p.max_input_tokens >= approx_tokens]
+        if not fits:
+            raise NoEligibleModelError(
+                f"the prompt (~{approx_tokens} tokens) exceeds every model's context window "
+                f"({ {m: p.max_input_tokens for m, p in self._models.items()} })"
+            )
+        ready = self._cooldowns.available(fits)
+        return ready or fits  # every model cooling down: trying one beats failing outright
+
+    # -- sync -------------------------------------------------------------------------------------
+    def complete(self, messages: Any, task: str | None = None, **kwargs: Any) -> Any:
+        """Route one chat completion; returns litellm's response with ``.adaptroute`` attached
+        (a RoutedStream when ``stream=True``)."""
+        request = self._decide(messages, task, kwargs)
+        flow = route(request.plan, self.settings, self._cooldowns)
+        outcome = self._drive_sync(flow, request)
+        if kwargs.get("stream"):
+            return self._open_stream(request, outcome, RoutedStream)
+        return self._finish(request, outcome)
+
+    def _drive_sync(self, flow: Generator[Any, Any, FlowResult], request: _Request) -> FlowResult:
+        reply: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                step = flow.throw(error) if error is not None else flow.send(reply)
+            except StopIteration as stop:
+                return stop.value
+            reply, error = None, None
+            if isinstance(step, Call):
+                kwargs = call_kwargs(step, request.messages, request.kwargs, self._timeout(step))
+                reply = first_chunk_sync(step, kwargs) if request.kwargs.get("stream") else call_sync(step, kwargs)
+                request.ends.append(time.perf_counter() - request.started)
+            elif isinstance(step, Score):
+                try:
+                    reply = check_quality(self.scorer(request.messages, step.response), source="scorer")
+                except Exception as exc:  # noqa: BLE001 - handed to the flow, raised after logging
+                    error = exc
+            elif isinstance(step, Pause):
+                time.sleep(step.seconds)
+
+    # -- async ------------------------------------------------------------------------------------
+    async def acomplete(self, messages: Any, task: str | None = None, **kwargs: Any) -> Any:
+        """Async complete(); scorers with an ``ascore`` coroutine are awaited."""
+        request = self._decide(messages, task, kwargs)
+        flow = route(request.plan, self.settings, self._cooldowns)
+        reply: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                step = flow.throw(error) if error is not None else flow.send(reply)
+            except StopIteration as stop:
+                outcome: FlowResult = stop.value
+                break
+            reply, error = None, None
+            if isinstance(step, Call):
+                kwargs_ = call_kwargs(step, request.messages, request.kwargs, self._timeout(step))
+                reply = await (first_chunk_async(step, kwargs_) if kwargs.get("stream") else call_async(step, kwargs_))
+                request.ends.append(time.perf_counter() - request.started)
+            elif isinstance(step, Score):
+                try:
+                    scorer = self.scorer
+                    raw = await scorer.ascore(request.messages, step.response) if hasattr(scorer, "ascore") else scorer(request.messages, step.response)
+                    reply = check_quality(raw, source="scorer")
+                except Exception as exc:  # noqa: BLE001
+                    error = exc
+            elif isinstance(step, Pause):
+                await asyncio.sleep(step.seconds)
+        if kwargs.get("stream"):
+            return self._open_stream(request, outcome, AsyncRoutedStream)
+        return self._finish(request, outcome)
+
+    def _timeout(self, call: Call) -> float:
+        own = call.model.spec.call_params.get("timeout")
+        return float(own) if isinstance(own, (int, float)) else self.settings.timeout_s
+
+    # -- the outcome ------------------------------------------------------------------------------
+    def record(self, request: _Request, outcome: FlowResult) -> RoutingRecord:
+        attempts = tuple(outcome.attempts)
+        seq = outcome.returned_seq
+        returned = attempts[seq] if seq is not None else None
+        ends = request.ends
+        return RoutingRecord(
+            decision_id=request.decision.id,
+            task=request.decision.task,
+            model=returned.model if returned else None,
+            chosen=request.decision.chosen,
+            probability=request.decision.propensity,
+            scores=request.scores,
+            attempts=attempts,
+            quality=returned.quality if returned else None,
+            cost_usd=float(sum(a.cost_usd for a in attempts)),
+            latency_s=float(ends[seq] if seq is not None and seq < len(ends) else (ends[-1] if ends else 0.0)),
+            escalated=outcome.escalated,
+            policy_version=request.policy_version,
+            returned_seq=seq,
+            first_token_s=returned.first_token_s if returned else None,
+        )
+
+    def _finish(self, request: _Request, outcome: FlowResult) -> Any:
+        record = self.record(request, outcome)
+        self._learner.conclude(request.decision, record)
+        if outcome.scorer_error is not None:
+            raise outcome.scorer_error
+        if record.model is None:
+            raise AllModelsFailedError(
+                f"every model failed for decision {record.decision_id}: "
+                + "; ".join(f"{a.model}: {a.error_class}" for a in record.attempts),
+                decision_id=record.decision_id,
+                attempts=record.attempts,
+            )
+        response = outcome.responses[record.returned_seq]  # type: ignore[index]
+        object.__setattr__(response, "adaptroute", record)  # outside the pydantic fields: not in model_dump()
+        return response
+
+    def _open_stream(self, request: _Request, outcome: FlowResult, kind: type) -> Any:
+        if outcome.returned_seq is None:
+            return self._finish(request, outcome)  # nothing streamed: logs and raises AllModelsFailedError
+        return kind(self, request, outcome)
+
+    # -- learning from later quality --------------------------------------------------------------
+    def feedback(self, decision_id: str, quality: float | bool, source: str = "user") -> None:
+        """Quality that arrives later (a user rating, a test result), joined to the decision by id."""
+        q = check_quality(quality, source="feedback()")
+        if not isinstance(decision_id, str) or not decision_id:
+            raise UnknownDecisionError(f"feedback(): decision_id must be a non-empty string, got {decision_id!r}")
+        if not isinstance(source, str) or len(source) > 200:
+            raise ConfigError("feedback(): source must be a string of at most 200 characters")
+        self._learner.feedback(decision_id, q, source)
+
+    def recommend(self, messages: Any, task: str | None = None) -> list[ModelScore]:
+        """Every model's predicted quality, cost, latency and reward for this request, best first.
+        Nothing is called or logged."""
+        checked = validate_messages(messages)
+        x = self._featurizer.transform(checked, _check_task(task))
+        prediction = self._learner.policy.predict(x, list(self._models))
+        scores = [
+            ModelScore(m, *(float(v) for v in prediction.means[i]), float(prediction.reward[i]), float(prediction.sd[i]), float(prediction.probabilities[i]))
+            for i, m in enumerate(prediction.models)
+        ]
+        return sorted(scores, key=lambda s: -s.reward)
+
+    def retrain(self) -> int:
+        """Refit the policy from the whole log and swap it in atomically; returns the new version.
+        Calls in flight finish on the policy that decided them."""
+        policy = self._learner.retrain(read_log)
+        self._refresh_priors()
+        return policy.version
+
+    # -- persistence and lifetime -----------------------------------------------------------------
+    def save_policy(self, path: str) -> None:
+        save_policy(self._learner.policy, path, metadata={"featurizer": self._featurizer.to_dict()})
+
+    def load_policy(self, path: str) -> None:
+        policy, metadata = load_policy(path)
+        featurizer = metadata.get("featurizer")
+        if featurizer and isinstance(self._featurizer, HashingFeaturizer):
+            self._featurizer = HashingFeaturizer.from_dict(featurizer)
+        self._learner.swap(policy)
+        self._refresh_priors()
+
+    def close(self) -> None:
+        """Flush the log and close it (if the router opened it)."""
+        if self._owns_store:
+            self._store.close()
+        else:
+            self._store.flush()
+
+    def __enter__(self) -> Router:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Router(models={list(self._models)}, policy={self.policy!r}, store={self._store.path!r})"
+
+
+def _check_task(task: object) -> str:
+    if task is None:
+        return DEFAULT_TASK
+    if not isinstance(task, str) or not task.strip() or len(task) > 200:
+        raise ConfigError(f"task must be a non-empty string of at most 200 characters, got {task!r}")
+    return task
+
+
+def _secrets_in(kwargs: dict[str, Any]) -> tuple[str, ...]:
+    value = kwargs.get("api_key")
+    return (str(value),) if value else ()

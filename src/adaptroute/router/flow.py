@@ -1,0 +1,167 @@
+"""One routed request as a sans-IO generator: it yields what it needs (a model call, a score, a pause)
+and receives the results, so the sync and async drivers in router.core share every routing rule.
+
+Rules: retry the same model only on transient errors (bounded); otherwise fall back to the next model
+by the policy's ranking (bounded); a context-window error moves to a model with a larger window and is
+not held against the model; a response scored below ``escalate_below`` is re-asked to the model with
+the highest predicted quality not tried yet (bounded). Every attempt is recorded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import RouterSettings
+from ..types import Attempt, AttemptRole
+from .cooldown import Cooldowns
+from .failures import Failure, classify
+from .models import PricedModel
+
+__all__ = ["Call", "CallResult", "Pause", "RequestPlan", "Score", "route"]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    model: PricedModel
+    role: AttemptRole
+
+
+@dataclass(slots=True)
+class CallResult:
+    response: Any = None
+    error: BaseException | None = None
+    latency_s: float = 0.0
+    first_token_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    model: str
+    response: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    seconds: float
+
+
+@dataclass(slots=True)
+class RequestPlan:
+    """What the decision fixed before any call: the drawn model and the fallback order."""
+
+    decision_id: str
+    chosen: str
+    ranking: list[str]  # every eligible model, best predicted reward first
+    predicted_quality: dict[str, float]
+    models: dict[str, PricedModel]
+    secrets: tuple[str, ...]
+    scored: bool  # a scorer is configured (sync calls score inline; streams are scored at the end)
+
+
+@dataclass(slots=True)
+class FlowResult:
+    attempts: list[Attempt] = field(default_factory=list)
+    responses: dict[int, Any] = field(default_factory=dict)  # attempt index -> response
+    returned_seq: int | None = None
+    escalated: bool = False
+    failures: dict[int, Failure] = field(default_factory=dict)
+    scorer_error: BaseException | None = None
+
+
+def _tokens(response: Any) -> tuple[int, int]:
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return 0, 0
+    return int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
+
+
+def route(
+    plan: RequestPlan, settings: RouterSettings, cooldowns: Cooldowns
+) -> Generator[Call | Score | Pause, Any, FlowResult]:
+    out = FlowResult()
+    tried: set[str] = set()
+    model = plan.models[plan.chosen]
+    role: AttemptRole = "primary"
+    retries_left = settings.retries
+    fallbacks_left = settings.max_fallbacks
+    escalations_left = settings.max_escalations
+    while True:
+        tried.add(model.name)
+        result: CallResult = yield Call(model, role)
+        if result.error is None:
+            tokens_in, tokens_out = _tokens(result.response)
+            quality: float | None = None
+            if plan.scored:
+                try:
+                    quality = yield Score(model.name, result.response)
+                except Exception as exc:  # noqa: BLE001 - logged first, raised to the caller by the driver
+                    out.scorer_error = exc
+            out.attempts.append(
+                Attempt(model.name, role, result.latency_s, model.cost(tokens_in, tokens_out), tokens_in, tokens_out,
+                        quality, first_token_s=result.first_token_s)
+            )
+            out.responses[len(out.attempts) - 1] = result.response
+            cooldowns.success(model.name)
+            threshold = settings.escalate_below
+            if quality is not None and threshold is not None and quality < threshold and escalations_left > 0:
+                stronger = _strongest_untried(plan, tried, above=plan.predicted_quality.get(model.name, -math.inf))
+                if stronger is not None:
+                    escalations_left -= 1
+                    out.escalated = True
+                    model, role = plan.models[stronger], "escalation"
+                    continue
+            break
+        failure = classify(result.error, plan.secrets)
+        out.failures[len(out.attempts)] = failure
+        out.attempts.append(
+            Attempt(model.name, role, result.latency_s, 0.0, error_class=failure.error_class,
+                    error_message=failure.message, counts_against_model=failure.counts_against_model,
+                    first_token_s=result.first_token_s)
+        )
+        cooldowns.failure(model.name, failure)
+        if failure.retryable and retries_left > 0:
+            retries_left -= 1
+            yield Pause(settings.retry_backoff_s * (2 ** (settings.retries - retries_left - 1)))
+            role = "retry"
+            continue
+        if fallbacks_left <= 0:
+            break
+        following = _next_fallback(plan, tried, model, failure)
+        if following is None:
+            break
+        fallbacks_left -= 1
+        model, role = plan.models[following], "fallback"
+        retries_left = settings.retries
+    out.returned_seq = _best_answer(out)
+    return out
+
+
+def _strongest_untried(plan: RequestPlan, tried: set[str], above: float) -> str | None:
+    candidates = [m for m in plan.ranking if m not in tried and plan.predicted_quality.get(m, -math.inf) > above]
+    return max(candidates, key=lambda m: plan.predicted_quality[m]) if candidates else None
+
+
+def _next_fallback(plan: RequestPlan, tried: set[str], failed: PricedModel, failure: Failure) -> str | None:
+    for name in plan.ranking:
+        if name in tried:
+            continue
+        if failure.context_window:
+            window, needed = plan.models[name].max_input_tokens, failed.max_input_tokens
+            if window is not None and needed is not None and window <= needed:
+                continue  # no larger context window: it would fail the same way
+        return name
+    return None
+
+
+def _best_answer(out: FlowResult) -> int | None:
+    """The answer the user gets: the best-scored success (the latest one on ties or without scores)."""
+    best: int | None = None
+    for i, attempt in enumerate(out.attempts):
+        if not attempt.ok:
+            continue
+        if best is None or (attempt.quality or 0.0) >= (out.attempts[best].quality or 0.0):
+            best = i
+    return best

@@ -1,0 +1,146 @@
+"""The router's learning side: log each outcome, update the policy, join late feedback, retrain.
+
+One lock orders "log the outcome" and "learn from it", so a retrain can take an exact snapshot of the
+log and replay onto the new policy whatever was learned while it was fitting: nothing is counted twice
+or lost, and the swap is a single reference assignment (calls in flight keep the policy they read).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..config import RewardWeights
+from ..errors import UnknownDecisionError
+from ..policy import Policy
+from ..store import LogStore
+from ..types import Decision, LoggedBatch, Outcome, RoutingRecord
+
+__all__ = ["Learner"]
+
+_DECISION_EXISTS = "SELECT 1 FROM decisions WHERE decision_id = ? LIMIT 1"
+
+
+@dataclass(slots=True)
+class _Pending:
+    """What feedback() needs to learn from a recent decision without reading the log."""
+
+    x: np.ndarray
+    model: str | None  # the model whose answer the user got
+    cost_usd: float
+    latency_s: float
+    learned_quality: float | None  # the quality the policy has already learned for it, if any
+
+
+class Learner:
+    def __init__(self, policy: Policy, store: LogStore, capacity: int) -> None:
+        self._policy = policy
+        self._store = store
+        self._capacity = capacity
+        self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        self._lock = threading.Lock()
+        self._replay: list[tuple[Any, ...]] | None = None  # updates made while a retrain is fitting
+        self._tokens = np.zeros(3)  # calls, tokens in, tokens out: for price-based cost priors
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy
+
+    def set_weights(self, weights: RewardWeights) -> None:
+        with self._lock:
+            self._policy.weights = weights
+
+    def typical_tokens(self) -> tuple[float, float]:
+        calls, tokens_in, tokens_out = self._tokens
+        return (tokens_in / calls, tokens_out / calls) if calls else (1000.0, 250.0)
+
+    # -- online -----------------------------------------------------------------------------------
+    def _learn(self, x: np.ndarray, model: str, outcome: Outcome, old: Outcome | None = None) -> None:
+        if old is None:
+            self._policy.update(x, model, outcome)
+        else:
+            self._policy.revise(x, model, old, outcome)
+        if self._replay is not None:
+            self._replay.append((x, model, outcome, old))
+
+    def conclude(self, decision: Decision, record: RoutingRecord) -> None:
+        """Log a finished request and learn from every attempt whose quality (or failure) is known."""
+        x = decision.features.astype(float)
+        with self._lock:
+            self._store.add_result(record)
+            for attempt in record.attempts:
+                if attempt.ok and attempt.quality is not None:
+                    self._learn(x, attempt.model, Outcome(attempt.quality, attempt.cost_usd, attempt.latency_s))
+                elif not attempt.ok and attempt.counts_against_model:
+                    self._learn(x, attempt.model, Outcome(0.0, attempt.cost_usd, attempt.latency_s, failed=True))
+                if attempt.ok:
+                    self._tokens += (1.0, attempt.tokens_in, attempt.tokens_out)
+            returned = record.attempts[record.returned_seq] if record.returned_seq is not None else None
+            if self._capacity:
+                self._pending[decision.id] = _Pending(
+                    x,
+                    returned.model if returned else None,
+                    returned.cost_usd if returned else 0.0,
+                    returned.latency_s if returned else 0.0,
+                    returned.quality if returned else None,
+                )
+                if len(self._pending) > self._capacity:
+                    self._pending.popitem(last=False)
+
+    def feedback(self, decision_id: str, quality: float, source: str) -> None:
+        """Log late quality; learn from it now if the decision is recent, else at the next retrain."""
+        with self._lock:
+            pending = self._pending.get(decision_id)
+        if pending is None and not self._store.query(_DECISION_EXISTS, [decision_id]):
+            raise UnknownDecisionError(f"feedback(): no decision {decision_id!r} in the log {self._store.path}")
+        with self._lock:
+            self._store.add_feedback(decision_id, quality, source)
+            if pending is None or pending.model is None:
+                return
+            new = Outcome(quality, pending.cost_usd, pending.latency_s)
+            if pending.learned_quality is None:
+                self._learn(pending.x, pending.model, new)
+            else:
+                old = Outcome(pending.learned_quality, pending.cost_usd, pending.latency_s)
+                self._learn(pending.x, pending.model, new, old=old)
+            pending.learned_quality = quality
+
+    # -- retraining -------------------------------------------------------------------------------
+    def retrain(self, read: Callable[[LogStore], LoggedBatch]) -> Policy:
+        with self._lock:
+            snapshot = self._store.snapshot()  # flushed, and no further flush until released
+            snapshot.__enter__()
+            self._replay = []
+            base = self._policy
+        try:
+            try:
+                batch = read(self._store)
+            finally:
+                snapshot.__exit__(None, None, None)
+            fresh = base.clone()
+            fresh.fit(batch)
+        except BaseException:
+            with self._lock:
+                self._replay = None
+            raise
+        with self._lock:
+            for x, model, outcome, old in self._replay or ():
+                if old is None:
+                    fresh.update(x, model, outcome)
+                else:
+                    fresh.revise(x, model, old, outcome)
+            self._replay = None
+            fresh.weights = self._policy.weights
+            fresh.version = base.version + 1
+            self._policy = fresh
+        return fresh
+
+    def swap(self, policy: Policy) -> None:
+        with self._lock:
+            self._policy = policy
+            self._pending.clear()  # their learned state belongs to the old policy

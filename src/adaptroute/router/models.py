@@ -1,0 +1,72 @@
+"""Turn the user's model list into validated, priced models."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..config import ModelSpec
+from ..errors import ConfigError, UnknownPriceError
+from ..policy import ModelPrior
+from .prices import lookup_model_info
+
+__all__ = ["PricedModel", "resolve_models"]
+
+
+@dataclass(frozen=True, slots=True)
+class PricedModel:
+    spec: ModelSpec
+    input_cost_per_token: float
+    output_cost_per_token: float
+    max_input_tokens: int | None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def cost(self, tokens_in: int, tokens_out: int) -> float:
+        return tokens_in * self.input_cost_per_token + tokens_out * self.output_cost_per_token
+
+    def prior(self, typical_in: float, typical_out: float) -> ModelPrior:
+        """What the policy assumes before trying the model: the price table's cost of a typical
+        request, and the user's expected quality and latency if configured."""
+        return ModelPrior(
+            quality=self.spec.expected_quality,
+            cost_usd=self.cost(int(typical_in), int(typical_out)),
+            latency_s=self.spec.expected_latency_s,
+        )
+
+
+def resolve_models(models: Sequence[str | ModelSpec]) -> dict[str, PricedModel]:
+    """Validate names and find prices; a model with no known price is refused, by name."""
+    if isinstance(models, (str, ModelSpec)) or not models:
+        raise ConfigError("models must be a non-empty list of litellm model names or ModelSpec objects")
+    specs: list[ModelSpec] = []
+    for item in models:
+        if isinstance(item, str):
+            specs.append(ModelSpec(name=item))
+        elif isinstance(item, ModelSpec):
+            specs.append(item)
+        else:
+            raise ConfigError(f"models: expected a model name or ModelSpec, got {type(item).__name__}")
+    names = [s.name for s in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"duplicate model names: {duplicates} (give each ModelSpec a distinct name)")
+    priced: dict[str, PricedModel] = {}
+    unknown: list[str] = []
+    for spec in specs:
+        info = lookup_model_info(spec.target) or {}
+        cost_in = spec.input_cost_per_token if spec.input_cost_per_token is not None else info.get("input_cost_per_token")
+        cost_out = spec.output_cost_per_token if spec.output_cost_per_token is not None else info.get("output_cost_per_token")
+        if cost_in is None or cost_out is None:
+            unknown.append(spec.name)
+            continue
+        window = spec.max_input_tokens or info.get("max_input_tokens")
+        priced[spec.name] = PricedModel(spec, float(cost_in), float(cost_out), int(window) if window else None)
+    if unknown:
+        raise UnknownPriceError(
+            f"no price known for {unknown}: not in litellm's price table. Give prices, e.g. "
+            f"ModelSpec(name={unknown[0]!r}, input_cost_per_token=..., output_cost_per_token=...)"
+        )
+    return priced

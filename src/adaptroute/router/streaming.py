@@ -1,0 +1,168 @@
+"""Streaming through the router (stream=True).
+
+The router reads the first chunk before handing the stream over: a stream that breaks before its first
+token falls back to the next model like any failed call. After that the user holds the stream; when it
+ends (or breaks, or is closed early) the attempt is completed with total latency, tokens, cost and,
+with a scorer, quality of the assembled answer, then logged and learned like any other request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from ..types import check_quality
+from .calls import litellm
+from .failures import classify
+from .flow import Call, CallResult, FlowResult
+
+if TYPE_CHECKING:
+    from .core import Router, _Request
+
+__all__ = ["AsyncRoutedStream", "RoutedStream", "first_chunk_async", "first_chunk_sync"]
+
+
+@dataclass(slots=True)
+class _Peeked:
+    first: Any
+    rest: Any
+    started: float
+
+
+class _EmptyStream(Exception):
+    """The provider closed the stream before sending anything."""
+
+
+def _with_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
+    options = dict(kwargs.get("stream_options") or {})
+    options.setdefault("include_usage", True)  # token counts (hence cost) arrive in the last chunk
+    return {**kwargs, "stream_options": options}
+
+
+def first_chunk_sync(call: Call, kwargs: dict[str, Any]) -> CallResult:
+    start = time.perf_counter()
+    try:
+        stream = litellm().completion(**_with_usage(kwargs))
+        iterator = iter(stream)
+        try:
+            first = next(iterator)
+        except StopIteration:
+            raise _EmptyStream("stream ended before the first chunk") from None
+    except Exception as exc:  # noqa: BLE001
+        return CallResult(error=exc, latency_s=time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    return CallResult(response=_Peeked(first, iterator, start), latency_s=elapsed, first_token_s=elapsed)
+
+
+async def first_chunk_async(call: Call, kwargs: dict[str, Any]) -> CallResult:
+    start = time.perf_counter()
+    try:
+        stream = await litellm().acompletion(**_with_usage(kwargs))
+        iterator = stream.__aiter__()
+        try:
+            first = await iterator.__anext__()
+        except StopAsyncIteration:
+            raise _EmptyStream("stream ended before the first chunk") from None
+    except Exception as exc:  # noqa: BLE001
+        return CallResult(error=exc, latency_s=time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    return CallResult(response=_Peeked(first, iterator, start), latency_s=elapsed, first_token_s=elapsed)
+
+
+class _StreamBase:
+    """Shared bookkeeping: collect chunks, then complete the attempt exactly once."""
+
+    def __init__(self, router: Router, request: _Request, outcome: FlowResult) -> None:
+        self._router = router
+        self._request = request
+        self._outcome = outcome
+        self._seq = outcome.returned_seq
+        self._peeked: _Peeked = outcome.responses[self._seq]  # type: ignore[index]
+        self._chunks: list[Any] = [self._peeked.first]
+        self._done = False
+        self.adaptroute = router.record(request, outcome)  # provisional until the stream ends
+
+    def _complete(self, error: BaseException | None, *, closed_early: bool = False) -> None:
+        if self._done:
+            return
+        self._done = True
+        seq = self._seq
+        attempt = self._outcome.attempts[seq]  # type: ignore[index]
+        total = time.perf_counter() - self._peeked.started
+        if error is None and not closed_early:
+            full = litellm().stream_chunk_builder(self._chunks, messages=self._request.messages)
+            usage = getattr(full, "usage", None)
+            tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
+            tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
+            model = self._request.plan.models[attempt.model]
+            quality = None
+            scorer = self._router.scorer
+            if scorer is not None and full is not None:
+                try:
+                    quality = check_quality(scorer(self._request.messages, full), source="scorer")
+                except Exception as exc:  # noqa: BLE001 - logged, then raised to the reader
+                    self._outcome.scorer_error = exc
+            updated = replace(attempt, latency_s=total, cost_usd=model.cost(tokens_in, tokens_out),
+                              tokens_in=tokens_in, tokens_out=tokens_out, quality=quality)
+        elif closed_early:
+            updated = replace(attempt, latency_s=total, error_class="StreamClosed", counts_against_model=False,
+                              error_message="the caller closed the stream before its end")
+        else:
+            failure = classify(error, self._request.plan.secrets)  # type: ignore[arg-type]
+            updated = replace(attempt, latency_s=total, error_class=failure.error_class,
+                              error_message=failure.message, counts_against_model=failure.counts_against_model)
+        self._outcome.attempts[seq] = updated  # type: ignore[index]
+        if not updated.ok:
+            self._outcome.returned_seq = None
+        if self._request.ends:
+            self._request.ends[-1] = time.perf_counter() - self._request.started
+        record = self._router.record(self._request, self._outcome)
+        self.adaptroute = record
+        self._router._learner.conclude(self._request.decision, record)
+        if self._outcome.scorer_error is not None:
+            raise self._outcome.scorer_error
+
+
+class RoutedStream(_StreamBase):
+    """Iterate it like litellm's stream; ``.adaptroute`` holds the routing record (final at the end)."""
+
+    def __iter__(self) -> Iterator[Any]:
+        yield self._chunks[0]
+        try:
+            for chunk in self._peeked.rest:
+                self._chunks.append(chunk)
+                yield chunk
+        except GeneratorExit:
+            self._complete(None, closed_early=True)
+            raise
+        except Exception as exc:
+            self._complete(exc)
+            raise
+        self._complete(None)
+
+    def close(self) -> None:
+        """Stop reading early: the attempt is logged as closed by the caller (not the model's fault)."""
+        self._complete(None, closed_early=True)
+
+
+class AsyncRoutedStream(_StreamBase):
+    """``async for`` over it like litellm's async stream; ``.adaptroute`` as for RoutedStream."""
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        yield self._chunks[0]
+        try:
+            async for chunk in self._peeked.rest:
+                self._chunks.append(chunk)
+                yield chunk
+        except GeneratorExit:
+            self._complete(None, closed_early=True)
+            raise
+        except Exception as exc:
+            self._complete(exc)
+            raise
+        self._complete(None)
+
+    async def aclose(self) -> None:
+        self._complete(None, closed_early=True)

@@ -1,0 +1,124 @@
+"""The log's tables. Every SQL string is a constant here: table and column names never come from input.
+
+Append-only tables:
+- decisions: one row per routed request, written before the call (x, chosen model, propensity).
+- attempts: one row per model call inside a request (primary, retry, fallback, escalation).
+- outcomes: one row per request, written when it ends (what the user got, in total).
+- feedback: delayed quality, joined by decision id; the latest row per decision wins.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+__all__ = ["ARROW_SCHEMAS", "CREATE_TABLES", "INSERT_FROM_BUFFER", "SCHEMA_VERSION", "TABLES", "fetch_arrow"]
+
+
+def fetch_arrow(con: Any, sql: str, params: list[Any] | None = None) -> pa.Table:
+    """Rows of a query as an Arrow table, through a relation (no extra copy), on DuckDB 1.x and 2.x."""
+    relation = con.sql(sql, params=params) if params else con.sql(sql)
+    for name in ("to_arrow_table", "arrow"):
+        method = getattr(relation, name, None)
+        if method is not None:
+            return method()
+    raise AttributeError("this DuckDB version offers no Arrow export")
+
+
+SCHEMA_VERSION = 1
+
+TABLES = ("decisions", "attempts", "outcomes", "feedback")
+
+_UTC_US = pa.timestamp("us", tz="UTC")
+
+ARROW_SCHEMAS: dict[str, pa.Schema] = {
+    "decisions": pa.schema(
+        [
+            ("decision_id", pa.string()),
+            ("ts", _UTC_US),
+            ("task", pa.string()),
+            ("prompt_hash", pa.string()),
+            ("prompt_text", pa.string()),
+            ("features", pa.list_(pa.float32())),
+            ("eligible", pa.list_(pa.string())),
+            ("probabilities", pa.list_(pa.float64())),
+            ("chosen", pa.string()),
+            ("propensity", pa.float64()),
+            ("policy_name", pa.string()),
+            ("policy_version", pa.int32()),
+        ]
+    ),
+    "attempts": pa.schema(
+        [
+            ("decision_id", pa.string()),
+            ("seq", pa.int16()),
+            ("model", pa.string()),
+            ("role", pa.string()),
+            ("latency_s", pa.float64()),
+            ("first_token_s", pa.float64()),
+            ("cost_usd", pa.float64()),
+            ("tokens_in", pa.int32()),
+            ("tokens_out", pa.int32()),
+            ("quality", pa.float64()),
+            ("error_class", pa.string()),
+            ("error_message", pa.string()),
+            ("counts_against_model", pa.bool_()),
+            ("returned", pa.bool_()),
+        ]
+    ),
+    "outcomes": pa.schema(
+        [
+            ("decision_id", pa.string()),
+            ("ts", _UTC_US),
+            ("executed_model", pa.string()),
+            ("quality", pa.float64()),
+            ("cost_usd", pa.float64()),
+            ("latency_s", pa.float64()),
+            ("first_token_s", pa.float64()),
+            ("tokens_in", pa.int32()),
+            ("tokens_out", pa.int32()),
+            ("error_class", pa.string()),
+            ("fallback_chain", pa.list_(pa.string())),
+            ("escalated", pa.bool_()),
+            ("retries", pa.int16()),
+            ("n_attempts", pa.int16()),
+        ]
+    ),
+    "feedback": pa.schema(
+        [
+            ("decision_id", pa.string()),
+            ("ts", _UTC_US),
+            ("quality", pa.float64()),
+            ("source", pa.string()),
+        ]
+    ),
+}
+
+CREATE_TABLES: tuple[str, ...] = (
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    """CREATE TABLE IF NOT EXISTS decisions (
+        decision_id VARCHAR, ts TIMESTAMPTZ, task VARCHAR, prompt_hash VARCHAR, prompt_text VARCHAR,
+        features FLOAT[], eligible VARCHAR[], probabilities DOUBLE[], chosen VARCHAR, propensity DOUBLE,
+        policy_name VARCHAR, policy_version INTEGER)""",
+    """CREATE TABLE IF NOT EXISTS attempts (
+        decision_id VARCHAR, seq SMALLINT, model VARCHAR, role VARCHAR, latency_s DOUBLE,
+        first_token_s DOUBLE, cost_usd DOUBLE, tokens_in INTEGER, tokens_out INTEGER, quality DOUBLE,
+        error_class VARCHAR, error_message VARCHAR, counts_against_model BOOLEAN, returned BOOLEAN)""",
+    """CREATE TABLE IF NOT EXISTS outcomes (
+        decision_id VARCHAR, ts TIMESTAMPTZ, executed_model VARCHAR, quality DOUBLE, cost_usd DOUBLE,
+        latency_s DOUBLE, first_token_s DOUBLE, tokens_in INTEGER, tokens_out INTEGER, error_class VARCHAR,
+        fallback_chain VARCHAR[], escalated BOOLEAN, retries SMALLINT, n_attempts SMALLINT)""",
+    """CREATE TABLE IF NOT EXISTS feedback (
+        decision_id VARCHAR, ts TIMESTAMPTZ, quality DOUBLE, source VARCHAR)""",
+)
+
+# The Arrow buffer of each table is registered under this name for the duration of one insert.
+INSERT_FROM_BUFFER: dict[str, str] = {
+    "decisions": "INSERT INTO decisions SELECT * FROM _buffer",
+    "attempts": "INSERT INTO attempts SELECT * FROM _buffer",
+    "outcomes": "INSERT INTO outcomes SELECT * FROM _buffer",
+    "feedback": "INSERT INTO feedback SELECT * FROM _buffer",
+}
+
+COUNT_ROWS: dict[str, str] = {table: f"SELECT count(*) FROM {table}" for table in TABLES}
