@@ -9,11 +9,26 @@ import math
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
-__all__ = ["ModelSpec", "RewardWeights", "RouterSettings"]
+__all__ = ["ModelSpec", "RewardWeights", "RouterSettings", "describe_validation_error"]
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """pydantic's errors as one line per field, without its documentation links."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
+
+
+class _Validated(BaseModel):
+    """Invalid settings raise ConfigError (an AdaptRouteError and a ValueError), not pydantic's class."""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(f"{type(self).__name__}: {describe_validation_error(exc)}") from None
 
 # ModelSpec keys that are adaptroute's own; every other keyword is passed to litellm for that model.
 _OWN_FIELDS = frozenset(
@@ -31,7 +46,7 @@ _OWN_FIELDS = frozenset(
 SECRET_PARAM_NAMES = frozenset({"api_key", "aws_secret_access_key", "aws_session_token", "azure_ad_token", "vertex_credentials"})
 
 
-class RewardWeights(BaseModel):
+class RewardWeights(_Validated):
     """reward = quality * q - cost * usd - latency * seconds - failure * failed.
 
     Weights are per unit: per quality point (q in [0, 1]), per US dollar, per second, per failed call.
@@ -72,7 +87,7 @@ class RewardWeights(BaseModel):
                 raise ConfigError(f"weights: {key.strip()}={raw!r} is not a number") from None
         try:
             return cls(**values)
-        except ValueError as exc:
+        except ConfigError as exc:
             raise ConfigError(f"weights {text!r}: {exc}") from None
 
     def vector(self) -> np.ndarray:
@@ -80,7 +95,7 @@ class RewardWeights(BaseModel):
         return np.array([self.quality, -self.cost, -self.latency, -self.failure])
 
 
-class ModelSpec(BaseModel):
+class ModelSpec(_Validated):
     """One routable model: its litellm name and call parameters, prices, limits and optional priors.
 
     Any keyword that is not a field here (api_base, api_key, timeout, temperature, ...) is passed to
@@ -152,7 +167,7 @@ def _positive_float(name: str, value: float) -> float:
     return value
 
 
-class RouterSettings(BaseModel):
+class RouterSettings(_Validated):
     """Reliability and logging knobs of a Router (all have production defaults)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

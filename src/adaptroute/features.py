@@ -91,12 +91,10 @@ class HashingFeaturizer:
         self,
         n_features: int = 64,
         ngram_range: tuple[int, int] = (1, 2),
-        ngram_scale: float = 0.5,
+        ngram_scale: float = 0.1,
         max_chars: int = 4096,
         backend: Literal["numpy", "sklearn"] = "numpy",
         tasks: Sequence[str] = (),
-        task_scale: float = 1.0,
-        length_scale: float = 1.0,
     ) -> None:
         if n_features < 0 or (n_features & (n_features - 1)) != 0:
             raise ConfigError(f"n_features must be 0 or a power of two, got {n_features}")
@@ -112,8 +110,6 @@ class HashingFeaturizer:
         self.ngram_scale = float(ngram_scale)
         self.max_chars = max_chars
         self.backend = backend
-        self.task_scale = float(task_scale)
-        self.length_scale = float(length_scale)
         self._tasks: dict[str, int] = {}
         self._lock = threading.Lock()
         max_bytes = 4 * max_chars + 8  # UTF-8 needs at most 4 bytes a character
@@ -168,11 +164,13 @@ class HashingFeaturizer:
         window = self._window(text)
         data = np.frombuffer(window.lower().encode("utf-8", "replace"), dtype=np.uint8)
         # Length statistics, each scaled to roughly [0, 1] so one prior precision fits all coordinates.
-        # Log length for quality effects, linear length for cost (dollars grow with tokens).
-        x[1] = np.log1p(len(text)) / 10.0
+        # Centred on a typical request (~1,000 characters, one message) and scaled to a few tenths, so
+        # they add little prior variance: the policies' uniform prior then means "no effect" until data
+        # says otherwise. Log length for quality effects, linear length for cost (dollars grow with tokens).
+        x[1] = (np.log1p(len(text)) - 7.0) / 5.0
         x[2] = min(len(text) / 8000.0, 2.0)
-        x[3] = np.log1p(last_user_chars) / 10.0
-        x[4] = np.log1p(n_messages) / 3.0
+        x[3] = (np.log1p(last_user_chars) - 6.5) / 5.0
+        x[4] = np.log(max(n_messages, 1)) / 3.0
         if data.size:
             x[5] = float(np.take(_SYMBOL_BYTE, data).sum()) / data.size
         if self.n_features and self.ngram_scale > 0:
@@ -181,8 +179,7 @@ class HashingFeaturizer:
             if norm > 0:
                 start = 1 + self.N_LENGTH
                 x[start : start + self.n_features] = grams * (self.ngram_scale / norm)
-        x[1 : 1 + self.N_LENGTH] *= self.length_scale
-        x[task_at] = self.task_scale
+        x[task_at] = 1.0
         return x
 
     def _window(self, text: str) -> str:

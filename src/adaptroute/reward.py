@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import RewardWeights
+from .errors import ConfigError
 from .types import Outcome
 
 __all__ = ["reward", "rewards"]
@@ -35,7 +36,7 @@ def rewards(
     out = weights.quality * np.asarray(quality, dtype=float) - weights.cost * np.asarray(cost_usd, dtype=float)
     if weights.latency:
         if latency_s is None:
-            raise ValueError("latency is weighted but the data has no latency")
+            raise ConfigError("latency is weighted but the data has no latency")
         out = out - weights.latency * np.asarray(latency_s, dtype=float)
     if weights.failure and failed is not None:
         out = out - weights.failure * np.asarray(failed, dtype=float)

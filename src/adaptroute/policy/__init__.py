@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
-from .base import ModelPrior, Policy, Prediction
+from .base import BatchPrediction, ModelPrior, Policy, Prediction
 from .egreedy import EpsilonGreedy
 from .linucb import LinUCB
 from .persist import load_policy, save_policy
@@ -13,6 +13,7 @@ from .thompson import ThompsonSampling
 
 __all__ = [
     "DEFAULT_POLICY",
+    "BatchPrediction",
     "EpsilonGreedy",
     "LinUCB",
     "ModelPrior",

@@ -21,13 +21,14 @@ from ..errors import ConfigError, UnknownModelError
 from ..types import TARGETS, LoggedBatch, Outcome
 from .arms import ArmModels
 
-__all__ = ["ModelPrior", "Policy", "Prediction"]
+__all__ = ["BatchPrediction", "ModelPrior", "Policy", "Prediction"]
 
 _T = len(TARGETS)
 # Noise variance assumed before any data, per target: quality and failure live in [0, 1] (0.25 is the
 # largest variance such a variable can have); cost and latency get a 50% relative spread (see _noise).
 _DEFAULT_VARIANCE = np.array([0.25, 0.0, 0.0, 0.25])
 _DEFAULT_MEAN = np.array([0.5, 0.0, 0.0, 0.0])
+_MIN_SPREAD = 0.15  # prior belief: models on one task are rarely assumed closer than this in quality (sd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,17 @@ class ModelPrior:
 
     def as_array(self) -> np.ndarray:
         return np.array([np.nan if v is None else float(v) for v in (self.quality, self.cost_usd, self.latency_s)] + [0.0])
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPrediction:
+    """Predictions for many contexts at once (off-policy evaluation, analysis): arrays over (n, K)."""
+
+    models: tuple[str, ...]
+    means: np.ndarray  # (n, K, T)
+    reward: np.ndarray  # (n, K)
+    sd: np.ndarray  # (n, K)
+    probabilities: np.ndarray  # (n, K), 0 where a model was not eligible
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +84,11 @@ class Policy(ABC):
         self,
         *,
         weights: RewardWeights | None = None,
-        floor: float = 0.02,
+        floor: float = 0.005,
         prior_precision: float = 1.0,
         discount: float = 1.0,
         noise_prior_n: float = 2.0,
+        shrinkage: bool = True,
         seed: int = 0,
     ) -> None:
         if not 0.0 < floor < 1.0:
@@ -91,6 +104,7 @@ class Policy(ABC):
         self.prior_precision = float(prior_precision)
         self.discount = float(discount)
         self.noise_prior_n = float(noise_prior_n)
+        self.shrinkage = bool(shrinkage)
         self.seed = int(seed)
         self.rng = np.random.default_rng(seed)
         self.version = 0
@@ -117,6 +131,7 @@ class Policy(ABC):
             "prior_precision": self.prior_precision,
             "discount": self.discount,
             "noise_prior_n": self.noise_prior_n,
+            "shrinkage": self.shrinkage,
             "seed": self.seed,
         }
 
@@ -202,24 +217,113 @@ class Policy(ABC):
             if idx.shape[0] != mean.shape[0]:
                 mean, u2, noise = mean[idx], u2[idx], noise[idx]
             w = self.weights.vector()
+            variance = u2[:, None] * noise  # posterior variance of each predicted component
+            if self.shrinkage:
+                self._shrink_quality(mean, variance, self._arms.n[idx])
             reward = mean @ w
-            sd = np.sqrt(u2 * (noise @ (w * w)))
-            low, high = self._reward_bounds(mean, u2, noise)
+            sd = np.sqrt(variance @ (w * w))
+            low, high = self._reward_bounds(mean, variance)
             probs = self._with_floor(self._probabilities(reward, sd, low, high))
             return Prediction(names, mean, reward, sd, probs)
 
-    def _reward_bounds(self, mean: np.ndarray, u2: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    @staticmethod
+    def _shrink_quality(mean: np.ndarray, variance: np.ndarray, counts: np.ndarray) -> None:
+        """Share strength across models (in place): each model's predicted quality for this context is
+        combined with a normal prior centred on the tried models' mean prediction, with their spread
+        beyond estimation noise as variance (method of moments, floored at _MIN_SPREAD). An untried
+        model then starts where the field is, with the field's spread as uncertainty, instead of
+        anywhere in [0, 1]: with dozens of models, exploration stops chasing hopeless ones."""
+        tried = counts >= 1
+        if np.count_nonzero(tried) < 3:
+            return
+        q, v = mean[..., 0], variance[..., 0]
+        centre = q[..., tried].mean(axis=-1, keepdims=True)
+        spread = q[..., tried].var(axis=-1, ddof=1, keepdims=True) - v[..., tried].mean(axis=-1, keepdims=True)
+        tau2 = np.maximum(spread, _MIN_SPREAD**2)
+        shrunk = 1.0 / (1.0 / np.maximum(v, 1e-12) + 1.0 / tau2)
+        mean[..., 0] = (q / np.maximum(v, 1e-12) + centre / tau2) * shrunk
+        variance[..., 0] = shrunk
+
+    def _reward_bounds(self, mean: np.ndarray, variance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """What each model's reward can be at best and at worst, given that quality and failure live in
         [0, 1] and cost and latency are >= 0 (cost and latency at their optimistic / pessimistic 3-sd
         values). A model whose best case is below another's expected reward is out of the race: no
         posterior tail can keep exploring it (quick elimination of dominated models)."""
         wq, wc, wl, wf = self.weights.quality, self.weights.cost, self.weights.latency, self.weights.failure
-        spread = 3.0 * np.sqrt(u2[:, None] * noise[:, 1:3])
-        cost_lo = np.maximum(mean[:, 1:3] - spread, 0.0)
-        cost_hi = mean[:, 1:3] + spread
-        high = wq - wc * cost_lo[:, 0] - wl * cost_lo[:, 1]
-        low = -wc * cost_hi[:, 0] - wl * cost_hi[:, 1] - wf
+        spread = 3.0 * np.sqrt(variance[..., 1:3])
+        cost_lo = np.maximum(mean[..., 1:3] - spread, 0.0)
+        cost_hi = mean[..., 1:3] + spread
+        high = wq - wc * cost_lo[..., 0] - wl * cost_lo[..., 1]
+        low = -wc * cost_hi[..., 0] - wl * cost_hi[..., 1] - wf
         return low, high
+
+    def predict_batch(
+        self, X: np.ndarray, eligible: np.ndarray | None = None, models: Sequence[str] | None = None, chunk: int = 8192
+    ) -> BatchPrediction:
+        """predict() for every row of ``X`` (n, d) at once, without learning in between.
+
+        ``eligible`` is an optional (n, K) boolean mask over ``models`` (default: every known model);
+        ineligible models get probability 0 and the floor is spread over the eligible ones.
+        """
+        with self._lock:
+            names = self.models if models is None else tuple(models)
+            for name in names:
+                self.add_model(name)
+            idx = np.array([self._models[m] for m in names], dtype=np.intp)
+            X = np.asarray(X, dtype=float)
+            d = self._arms.dim
+            if X.shape[1] > d:
+                self._arms.grow(X.shape[1])
+                d = X.shape[1]
+            elif X.shape[1] < d:
+                X = np.pad(X, ((0, 0), (0, d - X.shape[1])))
+            n, k = X.shape[0], idx.shape[0]
+            mask = np.ones((n, k), dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
+            if mask.shape != (n, k) or not mask.any(axis=1).all():
+                raise ConfigError("eligible must be an (n, K) mask with at least one model per row")
+            prior, noise = self._prior_and_noise()
+            prior, noise = prior[idx], noise[idx]
+            # Every model's matrices side by side: one GEMM per chunk instead of one per model.
+            Pflat = self._arms.Pinv[idx].transpose(1, 0, 2).reshape(d, k * d)
+            theta = self._arms.theta[idx].transpose(1, 0, 2).reshape(d, k * _T)
+            lam = self._arms.lam
+            w = self.weights.vector()
+            counts = self._arms.n[idx]
+            means = np.empty((n, k, _T))
+            reward = np.empty((n, k))
+            sd = np.empty((n, k))
+            probs = np.empty((n, k))
+            for start in range(0, n, chunk):
+                rows = slice(start, min(n, start + chunk))
+                Xc = X[rows]
+                V = (Xc @ Pflat).reshape(-1, k, d)  # x^T P^-1 per model (P^-1 is symmetric)
+                u2 = np.maximum(np.einsum("rkd,rd->rk", V, Xc), 0.0)
+                m = (Xc @ theta).reshape(-1, k, _T) + lam * V[:, :, :1] * prior[None]
+                var = u2[:, :, None] * noise[None]
+                if self.shrinkage:
+                    self._shrink_quality(m, var, counts)
+                r = m @ w
+                s = np.sqrt(var @ (w * w))
+                low, high = self._reward_bounds(m, var)
+                p = self._probabilities_batch(r, s, low, high, mask[rows])
+                p = np.where(mask[rows], p, 0.0)
+                total = p.sum(axis=1, keepdims=True)
+                count = mask[rows].sum(axis=1, keepdims=True)
+                p = np.where(total > 0, p / np.where(total > 0, total, 1.0), mask[rows] / count)
+                floor = np.where(count > 1, self.floor / count, 0.0)
+                probs[rows] = np.where(mask[rows], floor + (1.0 - np.where(count > 1, self.floor, 0.0)) * p, 0.0)
+                means[rows], reward[rows], sd[rows] = m, r, s
+            return BatchPrediction(names, means, reward, sd, probs)
+
+    def _probabilities_batch(
+        self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray, mask: np.ndarray
+    ) -> np.ndarray:
+        """Unfloored probabilities for many rows; policies override this with a vectorised form."""
+        out = np.zeros_like(reward)
+        for i in range(reward.shape[0]):
+            cols = np.flatnonzero(mask[i])
+            out[i, cols] = self._probabilities(reward[i, cols], sd[i, cols], low[i, cols], high[i, cols])
+        return out
 
     def probabilities(self, x: np.ndarray, eligible: Sequence[str] | None = None) -> np.ndarray:
         return self.predict(x, eligible).probabilities
@@ -297,18 +401,22 @@ class Policy(ABC):
             self._sum += Y.sum(axis=0)
             self._count += float(Y.shape[0])
             arms = self._arms
+            g = self.discount
             for arm in np.unique(arms_of):
                 rows = np.flatnonzero(arms_of == arm)
                 Xa, Ya = X[rows], Y[rows]
-                g = self.discount
-                # Online discounting multiplies older data by g once per later update of the same model.
-                w = g ** np.arange(rows.size - 1, -1, -1, dtype=float) if g < 1.0 else np.ones(rows.size)
-                decay = g**rows.size if g < 1.0 else 1.0
+                if g < 1.0:
+                    # Online discounting multiplies older data by g once per later update of that model.
+                    w = g ** np.arange(rows.size - 1, -1, -1, dtype=float)
+                    decay = g**rows.size
+                    Xw = Xa * w[:, None]
+                    S_new, B_new, yy_new, n_new = Xw.T @ Xa, Xw.T @ Ya, (w[:, None] * Ya * Ya).sum(axis=0), float(w.sum())
+                else:
+                    decay = 1.0
+                    S_new, B_new, yy_new, n_new = Xa.T @ Xa, Xa.T @ Ya, (Ya * Ya).sum(axis=0), float(rows.size)
                 S_old = arms.P[arm] - arms.lam * np.eye(arms.dim)
-                S = decay * S_old + (Xa * w[:, None]).T @ Xa
-                B = decay * arms.B[arm] + (Xa * w[:, None]).T @ Ya
-                yy = decay * arms.yy[arm] + (w[:, None] * Ya * Ya).sum(axis=0)
-                arms.set_statistics(int(arm), S, B, yy, decay * arms.n[arm] + w.sum())
+                arms.set_statistics(int(arm), decay * S_old + S_new, decay * arms.B[arm] + B_new,
+                                    decay * arms.yy[arm] + yy_new, decay * arms.n[arm] + n_new)
             self._changed()
 
     def rescale_cost(self, model: str, factor: float) -> None:

@@ -29,3 +29,11 @@ class EpsilonGreedy(Policy):
     def _probabilities(self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         best = reward >= reward.max() - 1e-12
         return self.epsilon / reward.shape[0] + (1.0 - self.epsilon) * best / best.sum()
+
+    def _probabilities_batch(
+        self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray, mask: np.ndarray
+    ) -> np.ndarray:
+        score = np.where(mask, reward, -np.inf)
+        best = mask & (score >= score.max(axis=1, keepdims=True) - 1e-12)
+        count = mask.sum(axis=1, keepdims=True)
+        return self.epsilon * mask / count + (1.0 - self.epsilon) * best / best.sum(axis=1, keepdims=True)

@@ -33,3 +33,10 @@ class LinUCB(Policy):
         score = np.minimum(reward + self.alpha * sd, high)
         best = score >= score.max() - 1e-12
         return best / best.sum()
+
+    def _probabilities_batch(
+        self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray, mask: np.ndarray
+    ) -> np.ndarray:
+        score = np.where(mask, np.minimum(reward + self.alpha * sd, high), -np.inf)
+        best = mask & (score >= score.max(axis=1, keepdims=True) - 1e-12)
+        return best / best.sum(axis=1, keepdims=True)

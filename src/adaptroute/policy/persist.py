@@ -27,6 +27,8 @@ _ARRAYS = ("P", "B", "yy", "n", "configured", "pooled_sum")
 def save_policy(policy: Policy, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> Path:
     """Write ``policy`` (and JSON-serialisable ``metadata``, such as the featurizer) to ``path``."""
     target = Path(path)
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"cannot save the policy to {target}: folder {target.parent} does not exist")
     with policy._lock:
         arms = policy._arms
         header = {

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ConfigError
 from .base import Policy
 
-__all__ = ["ThompsonSampling", "win_probabilities"]
+__all__ = ["ThompsonSampling", "win_probabilities", "win_probabilities_batch"]
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(16)
 _WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
@@ -83,6 +83,50 @@ def win_probabilities(
     return out
 
 
+def win_probabilities_batch(
+    mean: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray, mask: np.ndarray, block: int = 4_000_000
+) -> np.ndarray:
+    """win_probabilities for many rows: (n, K) inputs; ineligible models neither win nor block.
+
+    Each row keeps only its contenders (as in win_probabilities); rows are processed in blocks whose
+    width is the largest contender count in the block, so a settled policy costs little per row.
+    """
+    n, k = mean.shape
+    g = _NODES.shape[0]
+    s_all = np.maximum(sd, 1e-12)
+    mu_all = np.where(mask, np.clip(mean, low, high), -np.inf)
+    best = mu_all.argmax(axis=1)
+    rows_all = np.arange(n)
+    mu_best, s_best, low_best = mu_all[rows_all, best], s_all[rows_all, best], low[rows_all, best]
+    gap = (mu_all - mu_best[:, None]) / np.sqrt(s_all**2 + s_best[:, None] ** 2)
+    contender = mask & (gap > _PRUNE_Z) & (high > low_best[:, None])
+    contender[rows_all, best] = True
+    # Contenders first (by mean), so the first c columns of every row hold all of its contenders.
+    order = np.argsort(np.where(contender, -mu_all, np.inf), axis=1, kind="stable")
+    counts = contender.sum(axis=1)
+    out = np.zeros((n, k))
+    single = counts == 1
+    out[rows_all[single], best[single]] = 1.0
+    for c in np.unique(counts[~single]):  # rows with c contenders, in blocks of bounded size
+        c = int(c)
+        group = np.flatnonzero(counts == c)
+        step = max(1, block // (c * c * g))
+        for start in range(0, group.shape[0], step):
+            rows = group[start : start + step]
+            cols = order[rows, :c]
+            pick = (rows[:, None], cols)
+            mu, s, lo, hi = mu_all[pick], s_all[pick], low[pick], high[pick]
+            draws = np.clip(mu[:, :, None] + s[:, :, None] * _NODES, lo[:, :, None], hi[:, :, None])  # (r, c, G)
+            z = (draws[:, :, :, None] - mu[:, None, None, :]) / s[:, None, None, :]  # (r, c, G, c)
+            cdf = _normal_cdf(z)
+            cdf[draws[:, :, :, None] >= hi[:, None, None, :]] = 1.0
+            cdf[draws[:, :, :, None] < lo[:, None, None, :]] = 0.0
+            diag = np.arange(c)
+            cdf[:, diag, :, diag] = 1.0
+            out[rows[:, None], cols] = cdf.prod(axis=3) @ _WEIGHTS
+    return out
+
+
 class ThompsonSampling(Policy):
     """Probability matching on the posterior of each model's reward (the default policy).
 
@@ -91,7 +135,7 @@ class ThompsonSampling(Policy):
 
     name = "thompson"
 
-    def __init__(self, *, scale: float = 1.0, **kwargs: Any) -> None:
+    def __init__(self, *, scale: float = 0.5, **kwargs: Any) -> None:
         if not scale > 0:
             raise ConfigError(f"scale must be > 0, got {scale}")
         self.scale = float(scale)
@@ -102,3 +146,8 @@ class ThompsonSampling(Policy):
 
     def _probabilities(self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         return win_probabilities(reward, sd * self.scale, low, high)
+
+    def _probabilities_batch(
+        self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray, mask: np.ndarray
+    ) -> np.ndarray:
+        return win_probabilities_batch(reward, sd * self.scale, low, high, mask)
