@@ -30,7 +30,7 @@ def litellm() -> Any:
 
 def call_kwargs(call: Call, messages: list[dict[str, Any]], user_kwargs: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     """Defaults < the model's ModelSpec parameters < what the caller passed for this request."""
-    return {
+    kwargs = {
         "timeout": timeout_s,
         "max_retries": 0,  # the router retries and falls back itself, quickly and visibly
         **call.model.spec.call_params,
@@ -38,21 +38,26 @@ def call_kwargs(call: Call, messages: list[dict[str, Any]], user_kwargs: dict[st
         "model": call.model.spec.target,
         "messages": messages,
     }
+    if kwargs["timeout"] is None:  # litellm reads None as its own default (6000 s): never on a request path
+        kwargs["timeout"] = timeout_s
+    return kwargs
 
 
 def call_sync(call: Call, kwargs: dict[str, Any]) -> CallResult:
+    module = litellm()  # imported before the clock starts: the import's seconds are not the model's latency
     start = time.perf_counter()
     try:
-        response = litellm().completion(**kwargs)
+        response = module.completion(**kwargs)
     except Exception as exc:  # noqa: BLE001 - every provider failure becomes a recorded attempt
         return CallResult(error=exc, latency_s=time.perf_counter() - start)
     return CallResult(response=response, latency_s=time.perf_counter() - start)
 
 
 async def call_async(call: Call, kwargs: dict[str, Any]) -> CallResult:
+    module = litellm()
     start = time.perf_counter()
     try:
-        response = await litellm().acompletion(**kwargs)
+        response = await module.acompletion(**kwargs)
     except Exception as exc:  # noqa: BLE001
         return CallResult(error=exc, latency_s=time.perf_counter() - start)
     return CallResult(response=response, latency_s=time.perf_counter() - start)

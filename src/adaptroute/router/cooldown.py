@@ -1,5 +1,5 @@
-"""Models that keep failing rest for a while: a 429 at once (honouring Retry-After), 5xx and timeouts
-after several in a row. A model comes back by itself when its time is up."""
+"""Models that keep failing rest for a while: a 429 at once, 5xx and timeouts after several in a row
+(both honouring Retry-After when the provider sends one). A model comes back by itself when its time is up."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ class Cooldowns:
     def cooling(self) -> dict[str, float]:
         """Seconds left for every model that is cooling down."""
         now = self._clock()
-        return {m: until - now for m, until in self._until.items() if until > now}
+        with self._lock:  # other threads may be adding entries
+            return {m: until - now for m, until in self._until.items() if until > now}
 
     def success(self, model: str) -> None:
         if model in self._streak or model in self._until:
@@ -46,7 +47,7 @@ class Cooldowns:
             if failure.rate_limited:
                 rest = failure.retry_after_s if failure.retry_after_s is not None else self.cooldown_s
             elif failure.retryable and streak >= self.after_failures:
-                rest = self.cooldown_s
+                rest = failure.retry_after_s if failure.retry_after_s is not None else self.cooldown_s
             else:
                 return
             self._until[model] = max(self._until.get(model, 0.0), self._clock() + rest)

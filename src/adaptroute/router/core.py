@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
 import uuid
@@ -12,15 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
-from ..config import ModelSpec, RewardWeights, RouterSettings
-from ..errors import AllModelsFailedError, ConfigError, NoEligibleModelError, UnknownDecisionError
+from ..config import SECRET_PARAM_NAMES, ModelSpec, RewardWeights, RouterSettings
+from ..errors import AllModelsFailedError, ConfigError, NoEligibleModelError, PolicyStateError, UnknownDecisionError
 from ..features import Featurizer, HashingFeaturizer
 from ..messages import prompt_hash, prompt_text, validate_messages
 from ..policy import Policy, load_policy, make_policy, save_policy
 from ..store import LogStore, read_log
-from ..types import Decision, ModelScore, Outcome, RoutingRecord, check_quality
+from ..types import Attempt, Decision, ModelScore, RoutingRecord, check_quality
 from .calls import call_async, call_kwargs, call_sync
 from .cooldown import Cooldowns
 from .flow import Call, CallResult, FlowResult, Pause, RequestPlan, Score, route
@@ -46,6 +46,7 @@ class _Request:
     policy_version: int
     started: float
     ends: list[float]
+    pending: Any = None  # the step under way (for a request stopped half-way)
 
 
 class Router:
@@ -70,10 +71,7 @@ class Router:
         hash_key: bytes | None = None,
         **settings: Any,
     ) -> None:
-        try:
-            self.settings = RouterSettings(**settings)
-        except ValidationError as exc:
-            raise ConfigError(f"invalid router setting: {exc}") from None
+        self.settings = RouterSettings(**settings)
         if reward is not None and not isinstance(reward, RewardWeights):
             raise ConfigError(f"reward must be a RewardWeights, got {type(reward).__name__}")
         if scorer is not None and not callable(scorer):
@@ -89,6 +87,7 @@ class Router:
         else:
             raise ConfigError(f"policy must be a name or a Policy, got {type(policy).__name__}")
         self.scorer = scorer
+        self._scorer_takes_model = _takes_model(scorer)
         self._rng = np.random.default_rng(seed)
         self._rng_lock = threading.Lock()
         self._cooldowns = Cooldowns(self.settings.cooldown_s, self.settings.cooldown_after)
@@ -134,7 +133,8 @@ class Router:
         self._learner.set_weights(weights)
 
     def _refresh_priors(self) -> None:
-        """Cost priors from the price table for a typical request of this deployment so far."""
+        """Cost priors from the price table for a typical request of this deployment so far (before
+        any call: 1,000 prompt and 250 answer tokens)."""
         typical_in, typical_out = self._learner.typical_tokens()
         for name, model in self._models.items():
             self._learner.policy.add_model(name, model.prior(typical_in, typical_out))
@@ -201,8 +201,12 @@ class Router:
         """Route one chat completion; returns litellm's response with ``.adaptroute`` attached
         (a RoutedStream when ``stream=True``)."""
         request = self._decide(messages, task, kwargs)
-        flow = route(request.plan, self.settings, self._cooldowns)
-        outcome = self._drive_sync(flow, request)
+        progress = FlowResult()
+        try:
+            outcome = self._drive_sync(route(request.plan, self.settings, self._cooldowns, progress), request)
+        except BaseException as exc:  # interrupted (or a bug): the decision still gets its outcome row
+            self._abandon(request, progress, exc)
+            raise
         if kwargs.get("stream"):
             return self._open_stream(request, outcome, RoutedStream)
         return self._finish(request, outcome)
@@ -216,48 +220,83 @@ class Router:
             except StopIteration as stop:
                 return stop.value
             reply, error = None, None
+            request.pending = step
             if isinstance(step, Call):
                 kwargs = call_kwargs(step, request.messages, request.kwargs, self._timeout(step))
                 reply = first_chunk_sync(step, kwargs) if request.kwargs.get("stream") else call_sync(step, kwargs)
                 request.ends.append(time.perf_counter() - request.started)
             elif isinstance(step, Score):
                 try:
-                    reply = check_quality(self.scorer(request.messages, step.response), source="scorer")
+                    reply = check_quality(self.score(request.messages, step.response, step.model), source="scorer")
                 except Exception as exc:  # noqa: BLE001 - handed to the flow, raised after logging
                     error = exc
             elif isinstance(step, Pause):
                 time.sleep(step.seconds)
+            request.pending = None
+
+    def _abandon(self, request: _Request, progress: FlowResult, exc: BaseException) -> None:
+        """Log the outcome of a request that stopped half-way (cancelled, interrupted): the call in
+        flight is recorded as not the model's fault, and nothing is learned from it."""
+        step = request.pending
+        if isinstance(step, Call):
+            request.ends.append(time.perf_counter() - request.started)
+            progress.attempts.append(
+                Attempt(step.model.name, step.role, request.ends[-1], error_class=type(exc).__name__,
+                        error_message="the request stopped before the call returned", counts_against_model=False)
+            )
+        progress.returned_seq = None
+        self._learner.conclude(request.decision, self.record(request, progress))
 
     # -- async ------------------------------------------------------------------------------------
     async def acomplete(self, messages: Any, task: str | None = None, **kwargs: Any) -> Any:
-        """Async complete(); scorers with an ``ascore`` coroutine are awaited."""
+        """Async complete(); scorers with an ``ascore`` coroutine are awaited. A cancelled call still
+        leaves its outcome row."""
         request = self._decide(messages, task, kwargs)
-        flow = route(request.plan, self.settings, self._cooldowns)
+        progress = FlowResult()
+        flow = route(request.plan, self.settings, self._cooldowns, progress)
+        try:
+            outcome = await self._drive_async(flow, request)
+        except BaseException as exc:
+            self._abandon(request, progress, exc)
+            raise
+        if kwargs.get("stream"):
+            return self._open_stream(request, outcome, AsyncRoutedStream)
+        return self._finish(request, outcome)
+
+    async def _drive_async(self, flow: Generator[Any, Any, FlowResult], request: _Request) -> FlowResult:
         reply: Any = None
         error: BaseException | None = None
         while True:
             try:
                 step = flow.throw(error) if error is not None else flow.send(reply)
             except StopIteration as stop:
-                outcome: FlowResult = stop.value
-                break
+                return stop.value
             reply, error = None, None
+            request.pending = step
             if isinstance(step, Call):
-                kwargs_ = call_kwargs(step, request.messages, request.kwargs, self._timeout(step))
-                reply = await (first_chunk_async(step, kwargs_) if kwargs.get("stream") else call_async(step, kwargs_))
+                kwargs = call_kwargs(step, request.messages, request.kwargs, self._timeout(step))
+                stream = request.kwargs.get("stream")
+                reply = await (first_chunk_async(step, kwargs) if stream else call_async(step, kwargs))
                 request.ends.append(time.perf_counter() - request.started)
             elif isinstance(step, Score):
                 try:
                     scorer = self.scorer
-                    raw = await scorer.ascore(request.messages, step.response) if hasattr(scorer, "ascore") else scorer(request.messages, step.response)
+                    if hasattr(scorer, "ascore"):
+                        raw = await scorer.ascore(request.messages, step.response)
+                    else:
+                        raw = self.score(request.messages, step.response, step.model)
                     reply = check_quality(raw, source="scorer")
                 except Exception as exc:  # noqa: BLE001
                     error = exc
             elif isinstance(step, Pause):
                 await asyncio.sleep(step.seconds)
-        if kwargs.get("stream"):
-            return self._open_stream(request, outcome, AsyncRoutedStream)
-        return self._finish(request, outcome)
+            request.pending = None
+
+    def score(self, messages: list[dict[str, Any]], response: Any, model: str) -> Any:
+        """The scorer's raw verdict; scorers that take a ``model`` keyword learn who answered."""
+        if self._scorer_takes_model:
+            return self.scorer(messages, response, model=model)
+        return self.scorer(messages, response)
 
     def _timeout(self, call: Call) -> float:
         own = call.model.spec.call_params.get("timeout")
@@ -289,6 +328,9 @@ class Router:
     def _finish(self, request: _Request, outcome: FlowResult) -> Any:
         record = self.record(request, outcome)
         self._learner.conclude(request.decision, record)
+        calls = self._learner.calls
+        if calls and (calls & (calls - 1) == 0 or calls % 1024 == 0):
+            self._refresh_priors()  # at 1, 2, 4, ... calls, then every 1024: priors follow real token counts
         if outcome.scorer_error is not None:
             raise outcome.scorer_error
         if record.model is None:
@@ -332,9 +374,7 @@ class Router:
     def retrain(self) -> int:
         """Refit the policy from the whole log and swap it in atomically; returns the new version.
         Calls in flight finish on the policy that decided them."""
-        policy = self._learner.retrain(read_log)
-        self._refresh_priors()
-        return policy.version
+        return self._learner.retrain(read_log).version
 
     # -- persistence and lifetime -----------------------------------------------------------------
     def save_policy(self, path: str) -> None:
@@ -343,10 +383,18 @@ class Router:
     def load_policy(self, path: str) -> None:
         policy, metadata = load_policy(path)
         featurizer = metadata.get("featurizer")
-        if featurizer and isinstance(self._featurizer, HashingFeaturizer):
-            self._featurizer = HashingFeaturizer.from_dict(featurizer)
+        if featurizer is not None and isinstance(self._featurizer, HashingFeaturizer):
+            if not isinstance(featurizer, dict):
+                raise PolicyStateError(f"{path}: invalid policy file: the featurizer section is not an object")
+            try:
+                self._featurizer = HashingFeaturizer.from_dict(featurizer)
+            except ConfigError as exc:
+                raise PolicyStateError(f"{path}: invalid policy file: {exc}") from None
         self._learner.swap(policy)
-        self._refresh_priors()
+        typical_in, typical_out = self._learner.typical_tokens()
+        for name, model in self._models.items():  # keep the file's priors; price any model it lacks
+            if name not in policy.models:
+                policy.add_model(name, model.prior(typical_in, typical_out))
 
     def close(self) -> None:
         """Flush the log and close it (if the router opened it)."""
@@ -373,6 +421,16 @@ def _check_task(task: object) -> str:
     return task
 
 
+def _takes_model(scorer: Any) -> bool:
+    if scorer is None:
+        return False
+    try:
+        parameters = inspect.signature(scorer).parameters
+    except (TypeError, ValueError):
+        return False
+    return "model" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
 def _secrets_in(kwargs: dict[str, Any]) -> tuple[str, ...]:
-    value = kwargs.get("api_key")
-    return (str(value),) if value else ()
+    """Per-call secret parameters (api_key, azure_ad_token, aws_secret_access_key, ...), as for ModelSpec."""
+    return tuple(str(value) for key, value in kwargs.items() if key in SECRET_PARAM_NAMES and value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,10 +40,14 @@ def _retry_after(exc: BaseException) -> float | None:
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(str(value)) if value else None
+        seconds = float(value)
+    except (TypeError, ValueError):
+        try:  # an HTTP date; anything unparsable is ignored (a bad header must not break the request)
+            parsed = email.utils.parsedate_to_datetime(str(value)) if value else None
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def classify(exc: BaseException, secrets: Iterable[str] = ()) -> Failure:

@@ -79,9 +79,10 @@ def _tokens(response: Any) -> tuple[int, int]:
 
 
 def route(
-    plan: RequestPlan, settings: RouterSettings, cooldowns: Cooldowns
+    plan: RequestPlan, settings: RouterSettings, cooldowns: Cooldowns, out: FlowResult | None = None
 ) -> Generator[Call | Score | Pause, Any, FlowResult]:
-    out = FlowResult()
+    """Drive with send(); ``out`` (optional) lets the driver see the attempts if it must stop early."""
+    out = out if out is not None else FlowResult()
     tried: set[str] = set()
     model = plan.models[plan.chosen]
     role: AttemptRole = "primary"
@@ -122,7 +123,7 @@ def route(
                     first_token_s=result.first_token_s)
         )
         cooldowns.failure(model.name, failure)
-        if failure.retryable and retries_left > 0:
+        if failure.retryable and retries_left > 0 and cooldowns.available([model.name]):  # never retry a resting model
             retries_left -= 1
             yield Pause(settings.retry_backoff_s * (2 ** (settings.retries - retries_left - 1)))
             role = "retry"

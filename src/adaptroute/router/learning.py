@@ -59,6 +59,11 @@ class Learner:
         calls, tokens_in, tokens_out = self._tokens
         return (tokens_in / calls, tokens_out / calls) if calls else (1000.0, 250.0)
 
+    @property
+    def calls(self) -> int:
+        """Successful calls seen so far (the base of the typical token counts)."""
+        return int(self._tokens[0])
+
     # -- online -----------------------------------------------------------------------------------
     def _learn(self, x: np.ndarray, model: str, outcome: Outcome, old: Outcome | None = None) -> None:
         if old is None:
@@ -71,13 +76,17 @@ class Learner:
     def conclude(self, decision: Decision, record: RoutingRecord) -> None:
         """Log a finished request and learn from every attempt whose quality (or failure) is known."""
         x = decision.features.astype(float)
+        # A failed call usually costs nothing, but learning cost 0 would make a failing model look cheap
+        # and offset its failure penalty: a failure is learned at the cost the model was expected to have.
+        expected_cost = {s.model: s.cost_usd for s in record.scores}
         with self._lock:
             self._store.add_result(record)
             for attempt in record.attempts:
                 if attempt.ok and attempt.quality is not None:
                     self._learn(x, attempt.model, Outcome(attempt.quality, attempt.cost_usd, attempt.latency_s))
                 elif not attempt.ok and attempt.counts_against_model:
-                    self._learn(x, attempt.model, Outcome(0.0, attempt.cost_usd, attempt.latency_s, failed=True))
+                    cost = max(attempt.cost_usd, expected_cost.get(attempt.model, 0.0))
+                    self._learn(x, attempt.model, Outcome(0.0, cost, attempt.latency_s, failed=True))
                 if attempt.ok:
                     self._tokens += (1.0, attempt.tokens_in, attempt.tokens_out)
             returned = record.attempts[record.returned_seq] if record.returned_seq is not None else None

@@ -42,9 +42,10 @@ def _with_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def first_chunk_sync(call: Call, kwargs: dict[str, Any]) -> CallResult:
+    module = litellm()  # imported before the clock starts (see calls.call_sync)
     start = time.perf_counter()
     try:
-        stream = litellm().completion(**_with_usage(kwargs))
+        stream = module.completion(**_with_usage(kwargs))
         iterator = iter(stream)
         try:
             first = next(iterator)
@@ -57,9 +58,10 @@ def first_chunk_sync(call: Call, kwargs: dict[str, Any]) -> CallResult:
 
 
 async def first_chunk_async(call: Call, kwargs: dict[str, Any]) -> CallResult:
+    module = litellm()
     start = time.perf_counter()
     try:
-        stream = await litellm().acompletion(**_with_usage(kwargs))
+        stream = await module.acompletion(**_with_usage(kwargs))
         iterator = stream.__aiter__()
         try:
             first = await iterator.__anext__()
@@ -84,6 +86,14 @@ class _StreamBase:
         self._done = False
         self.adaptroute = router.record(request, outcome)  # provisional until the stream ends
 
+    def __del__(self) -> None:
+        # A stream dropped without being read to its end still gets its outcome row.
+        if not getattr(self, "_done", True):
+            try:
+                self._complete(None, closed_early=True)
+            except Exception:  # noqa: BLE001 - never raise from a finaliser (e.g. at interpreter exit)
+                pass
+
     def _complete(self, error: BaseException | None, *, closed_early: bool = False) -> None:
         if self._done:
             return
@@ -101,7 +111,8 @@ class _StreamBase:
             scorer = self._router.scorer
             if scorer is not None and full is not None:
                 try:
-                    quality = check_quality(scorer(self._request.messages, full), source="scorer")
+                    raw = self._router.score(self._request.messages, full, attempt.model)
+                    quality = check_quality(raw, source="scorer")
                 except Exception as exc:  # noqa: BLE001 - logged, then raised to the reader
                     self._outcome.scorer_error = exc
             updated = replace(attempt, latency_s=total, cost_usd=model.cost(tokens_in, tokens_out),

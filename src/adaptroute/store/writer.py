@@ -155,9 +155,9 @@ class LogStore:
         self._append({"feedback": [row]}, commit=self.durable)
 
     def _append(self, rows: dict[str, list[tuple[Any, ...]]], *, commit: bool) -> None:
-        if self._closed:
-            raise StoreError(f"log {self.path} is closed")
-        with self._buf_lock:
+        with self._buf_lock:  # checked under the lock: no row can slip in after close()'s last flush
+            if self._closed:
+                raise StoreError(f"log {self.path} is closed")
             for table, new in rows.items():
                 self._buffers[table].extend(new)
                 self._pending += len(new)
@@ -243,12 +243,13 @@ class LogStore:
 
     def close(self) -> None:
         """Flush and close (idempotent). Registered at interpreter exit as well."""
-        if self._closed:
-            return
+        with self._buf_lock:
+            if self._closed:
+                return
+            self._closed = True  # appends from now on fail loudly instead of landing after the last flush
         try:
             self.flush()
         finally:
-            self._closed = True
             self._wake.set()
             if self._flusher is not threading.current_thread():
                 self._flusher.join(timeout=5)
