@@ -1,6 +1,7 @@
 """RouterBench's wide layout: one row per prompt, one correctness column and one `<model>|total_cost`
-column per model (Hu et al., 2024). Reads a CSV file, a folder of them, or, only with an explicit
-opt-in, the full release's pandas pickle (unpickling runs code from the file)."""
+column per model (Hu et al., 2024). Reads a CSV file, a folder of them, or, only with an explicit opt-in,
+the full release's pandas pickle (unpickling runs code from the file). Errors name rows as a spreadsheet
+does (the header is row 1)."""
 
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def _read_rows(path: Path, header: list[str], reader: object) -> dict[str, objec
             raise DatasetError(f"{path}: cost column for {model!r} but no correctness column {model!r}")
     q_cols = [columns[m] for m in models]
     c_cols = [columns[m + _COST_SUFFIX] for m in models]
-    ids, tasks, texts, quality, cost = [], [], [], [], []
+    ids, tasks, texts, quality, cost, lines = [], [], [], [], [], []
     skipped = 0
     for line, row in enumerate(reader, start=2):  # type: ignore[arg-type]
         if len(row) != len(header):
@@ -109,13 +110,19 @@ def _read_rows(path: Path, header: list[str], reader: object) -> dict[str, objec
         for i, value in zip(c_cols, c, strict=True):
             if value < 0:
                 raise DatasetError(f"{path}, row {line}, column {header[i]!r}: negative cost {value}")
+        for name in ("sample_id", "eval_name"):
+            if not row[columns[name]].strip():
+                raise DatasetError(f"{path}, row {line}, column {name!r}: empty value")
         ids.append(row[columns["sample_id"]])
         tasks.append(row[columns["eval_name"]])
         texts.append(_parse_prompt(row[columns["prompt"]]))
         quality.append(q)
         cost.append(c)
+        lines.append(line)
+    if not ids and not skipped:
+        raise DatasetError(f"{path}: no data rows")
     return {"path": path, "models": tuple(models), "ids": ids, "tasks": tasks, "texts": texts,
-            "quality": quality, "cost": cost, "skipped": skipped}
+            "quality": quality, "cost": cost, "skipped": skipped, "lines": lines}
 
 
 def _concat(source: str, parts: list[dict[str, object]]) -> FullInfoDataset:
@@ -135,11 +142,15 @@ def _concat(source: str, parts: list[dict[str, object]]) -> FullInfoDataset:
         texts += part["texts"]  # type: ignore[operator]
         quality += [[row[j] for j in order] for row in part["quality"]]  # type: ignore[union-attr]
         cost += [[row[j] for j in order] for row in part["cost"]]  # type: ignore[union-attr]
-    seen: set[str] = set()
+    # Name the file and row of both copies (a kept prompt's index says nothing about where it is).
+    places = [(part["path"], line) for part in parts for line in part["lines"]]  # type: ignore[attr-defined]
+    seen: dict[str, int] = {}
     for i, pid in enumerate(ids):
-        if pid in seen:
-            raise DatasetError(f"{source}: duplicate sample_id {pid!r} (prompt {i + 1})")
-        seen.add(pid)
+        j = seen.setdefault(pid, i)
+        if j != i:
+            (path, line), (first_path, first_line) = places[i], places[j]
+            first = f"row {first_line}" if first_path == path else f"{first_path}, row {first_line}"
+            raise DatasetError(f"{path}, row {line}, column 'sample_id': duplicate sample_id {pid!r} (first at {first})")
     k = len(models)  # type: ignore[arg-type]
     return FullInfoDataset(
         source=source,
