@@ -1,0 +1,189 @@
+"""The `adaptroute` command, on top of the public API only.
+
+Long runs show progress on stderr; with --json, stdout holds exactly one JSON object.
+Environment (read here, at the edge, and nowhere else): ADAPTROUTE_SEED sets the default --seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _clean(value: Any) -> Any:
+    """NaN and infinities become null: stdout must be strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(_clean(data), default=_json_default, indent=2))
+
+
+def _weights(text: str | None) -> Any:
+    from .config import RewardWeights
+
+    return RewardWeights.parse(text) if text else RewardWeights()
+
+
+def _add_common(p: argparse.ArgumentParser, *, weights: bool = True, policy: bool = True) -> None:
+    if policy:
+        p.add_argument("--policy", default="thompson", choices=["thompson", "linucb", "egreedy"])
+    if weights:
+        p.add_argument("--weights", help="reward weights per unit, e.g. quality=1,cost=200,latency=0 (per quality point, per USD, per second)")
+    p.add_argument("--seed", type=int, default=int(os.environ.get("ADAPTROUTE_SEED", "0")))
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adaptroute", description="Adaptive LLM routing: demo, offline simulation, off-policy evaluation, tuning, reports.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="route a generated workload through the real Router (offline, mocked providers)")
+    demo.add_argument("--out", default="out/demo", help="folder for the log, report.md and plots")
+    demo.add_argument("--requests", type=int, default=2000)
+    demo.add_argument("--concurrency", type=int, default=100)
+    demo.add_argument("--seed", type=int, default=int(os.environ.get("ADAPTROUTE_SEED", "0")))
+
+    sim = sub.add_parser("simulate", help="replay full-information benchmark data through a policy")
+    sim.add_argument("data", help="RouterBench CSV / folder, or long-format parquet/CSV/JSONL")
+    sim.add_argument("--passes", type=int, default=1)
+    sim.add_argument("--warm-start", dest="warm_start", help="full-information data to fit the policy on first")
+    sim.add_argument("--allow-pickle", action="store_true",
+                     help="allow reading RouterBench's pandas pickle: unpickling runs code from the file, so only for files you trust")
+    _add_common(sim)
+
+    rep = sub.add_parser("replay", help="off-policy evaluation of a policy / weights on a router log")
+    rep.add_argument("log", help="a .duckdb log, a glob of them, or a folder of Parquet snapshots")
+    rep.add_argument("--estimator", default="dr", choices=["ips", "snips", "dm", "dr", "switch-dr"])
+    rep.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the interval")
+    _add_common(rep)
+
+    tune = sub.add_parser("tune", help="sweep reward weights and keep the quality/cost(/latency) frontier")
+    tune.add_argument("data", metavar="DATA_OR_LOG")
+    tune.add_argument("--grid", nargs="*", default=None, help="e.g. cost=0,50,200 latency=0,0.1 (quality stays 1)")
+    tune.add_argument("--target", default="quality>=0.95*best", help="constraint the chosen weights must meet")
+    tune.add_argument("--plot", help="PNG path for the frontier plot")
+    tune.add_argument("--allow-pickle", action="store_true")
+    _add_common(tune, weights=False)
+
+    rpt = sub.add_parser("report", help="cost per completed task, latency, retries, escalations, savings, from a log")
+    rpt.add_argument("log")
+    rpt.add_argument("--plot", help="folder for PNG plots of model shares over time")
+    rpt.add_argument("--pass-threshold", type=float, default=0.5, help="quality at which a task counts as completed")
+    rpt.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .errors import AdaptRouteError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(_COMMANDS[args.command](args) or 0)
+    except AdaptRouteError as exc:
+        print(f"adaptroute {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    summary = run_demo(args.out, requests=args.requests, concurrency=args.concurrency, seed=args.seed)
+    print(f"\nadaptroute demo: {summary.requests} requests in {summary.seconds:.1f} s "
+          f"(weights quality={summary.weights.quality}, cost={summary.weights.cost}/USD, latency={summary.weights.latency}/s)\n")
+    print("Best expected reward per task under the (simulated) profile: "
+          + ", ".join(f"{task} -> {model}" for task, model in summary.expected_best.items()) + "\n")
+    print(summary.report_markdown)
+    print(f"\nLog: {summary.log_path}   report: {summary.log_path.parent / 'report.md'}")
+    for path in summary.plot_paths:
+        print(f"Plot: {path}")
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from .datasets import load_dataset
+    from .replay.simulate import simulate
+
+    data = load_dataset(args.data, allow_pickle=args.allow_pickle)
+    warm = load_dataset(args.warm_start, allow_pickle=args.allow_pickle) if args.warm_start else None
+    result = simulate(data, args.policy, _weights(args.weights), seed=args.seed, passes=args.passes,
+                      warm_start=warm, progress=not args.json)
+    if args.json:
+        _print_json(result.to_dict())
+        return 0
+    from .replay.formatting import format_simulation
+
+    print(format_simulation(result))
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from .policy import make_policy
+    from .replay.ope import evaluate, format_text
+    from .store import read_log
+
+    batch = read_log(args.log)
+    weights = _weights(args.weights)
+    candidate = make_policy(args.policy, weights=weights, seed=args.seed)
+    result = evaluate(batch, candidate, weights, args.estimator, n_boot=args.bootstrap, seed=args.seed)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(format_text(result))
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from .replay.tune import format_tuning, tune
+
+    result = tune(args.data, grid=args.grid, target=args.target, policy=args.policy, seed=args.seed,
+                  plot=args.plot, allow_pickle=args.allow_pickle, progress=not args.json)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(format_tuning(result))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .replay.report import format_report, plot_report, report
+    from .store import read_log
+
+    batch = read_log(args.log)
+    reports = report(batch, pass_threshold=args.pass_threshold)
+    plots = [str(p) for p in plot_report(batch, args.plot)] if args.plot else []
+    if args.json:
+        _print_json({"tasks": {k: v.to_dict() for k, v in reports.items()}, "plots": plots})
+    else:
+        print(format_report(reports))
+        for path in plots:
+            print(f"Plot: {path}")
+    return 0
+
+
+_COMMANDS = {"demo": _demo, "simulate": _simulate, "replay": _replay, "tune": _tune, "report": _report}
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
+

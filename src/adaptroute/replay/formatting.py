@@ -1,0 +1,33 @@
+"""Readable tables for the CLI (markdown, so they paste into issues and reports)."""
+
+from __future__ import annotations
+
+from .simulate import SimulationResult
+
+__all__ = ["format_simulation"]
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_simulation(result: SimulationResult) -> str:
+    w = result.weights
+    lines = [
+        f"simulate: {result.n} decisions ({result.passes} pass(es), seed {result.seed}), policy {result.policy}, "
+        f"weights quality={w.quality:g} cost={w.cost:g}/USD latency={w.latency:g}/s; "
+        f"{result.skipped} prompt(s) skipped for missing model rows",
+        "",
+        "| router | mean quality | mean cost (USD) | mean latency (s) | mean reward |",
+        "|---|---|---|---|---|",
+        f"| **{result.policy}** | {_num(result.mean_quality)} | {_num(result.mean_cost_usd, 6)} | "
+        f"{_num(result.mean_latency_s, 3)} | {_num(result.mean_reward)} |",
+    ]
+    for name, ref in result.baselines.items():
+        lines.append(f"| {name} | {_num(ref.mean_quality)} | {_num(ref.mean_cost_usd, 6)} | "
+                     f"{_num(ref.mean_latency_s, 3)} | {_num(ref.mean_reward)} |")
+    lines += ["", f"regret vs oracle: {result.regret_vs_oracle:.1f}; vs best fixed model per task: "
+              f"{result.regret_vs_best_fixed_per_task:.1f} (reward summed over decisions)", "", "model shares:"]
+    for model, share in sorted(result.model_shares.items(), key=lambda kv: -kv[1]):
+        lines.append(f"- {model}: {100 * share:.1f}%")
+    return "\n".join(lines)

@@ -1,0 +1,335 @@
+"""Off-policy evaluation of a policy (or other reward weights) on a logged batch.
+
+``evaluate`` answers "what would this policy have earned on the traffic we logged?" without running it.
+The candidate's probabilities and reward model are cross-fitted: each fold of decisions is scored by a
+clone trained on the other folds' observations only, so DR's reward model never saw the row it corrects
+(in-sample fits make DR and DM look better than they are). Estimators live in ``estimators``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from ..config import RewardWeights
+from ..errors import EstimatorError
+from ..policy.base import Policy
+from ..reward import rewards
+from ..types import TARGETS, LoggedBatch, Observations
+from .estimators import (
+    Estimator,
+    EstimatorWarning,
+    SwitchDR,
+    Terms,
+    bootstrap_ratios,
+    check_propensities,
+    diagnose,
+    make_estimator,
+    percentile_interval,
+)
+
+__all__ = ["COMPONENTS", "Estimate", "OPEResult", "cross_fit", "evaluate", "format_text"]
+
+# Reward components reported next to the reward, in TARGETS order ("failure" is the failed-request rate).
+COMPONENTS: tuple[str, ...] = TARGETS
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """A point estimate with its bootstrap percentile interval over ``n`` rows (NaN when n == 0)."""
+
+    value: float
+    low: float
+    high: float
+    n: int
+
+
+@dataclass(frozen=True)
+class OPEResult:
+    """What ``evaluate`` found: the candidate's estimated reward and components next to the logged
+    policy's own observed values, with the diagnostics needed to judge them."""
+
+    estimator: str
+    policy: str
+    weights: dict[str, float]
+    reward: Estimate
+    components: dict[str, Estimate]
+    logged_reward: Estimate
+    logged_components: dict[str, Estimate]
+    gain: Estimate  # candidate reward minus logged reward, with a paired bootstrap interval
+    ess: float
+    n_used: int
+    n_excluded: int
+    deterministic_logging: bool
+    warnings: tuple[str, ...]
+    n_boot: int
+    confidence: float
+    seed: int
+    folds: int
+    switch_tau: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types only; NaN and infinities become None."""
+        return _plain(
+            {
+                "estimator": self.estimator,
+                "policy": self.policy,
+                "weights": self.weights,
+                "reward": self.reward,
+                "components": self.components,
+                "logged_reward": self.logged_reward,
+                "logged_components": self.logged_components,
+                "gain": self.gain,
+                "ess": self.ess,
+                "n_used": self.n_used,
+                "n_excluded": self.n_excluded,
+                "deterministic_logging": self.deterministic_logging,
+                "warnings": self.warnings,
+                "n_boot": self.n_boot,
+                "confidence": self.confidence,
+                "seed": self.seed,
+                "folds": self.folds,
+                "switch_tau": self.switch_tau,
+            }
+        )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Estimate):
+        return {"value": _plain(value.value), "low": _plain(value.low), "high": _plain(value.high), "n": value.n}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Logged:
+    """The logged decisions that enter the estimate, and their observed reward components."""
+
+    rows: np.ndarray  # indices into the batch
+    reward: np.ndarray
+    components: dict[str, np.ndarray]  # NaN where unknown (latency only)
+    n_excluded: int
+    notes: tuple[str, ...]
+
+
+def _logged_outcomes(batch: LoggedBatch, weights: RewardWeights) -> _Logged:
+    """A request that failed on every model has a known outcome (quality 0, failure 1), as the policies
+    learn it; rows with no outcome yet (no quality, not failed) or an unknown weighted component are left
+    out and counted, since nothing says what they earned."""
+    failed = np.asarray(batch.failed, dtype=bool)
+    quality = np.where(failed & np.isnan(batch.quality), 0.0, batch.quality)
+    cost = np.where(failed & np.isnan(batch.cost_usd), 0.0, batch.cost_usd)
+    latency = np.asarray(batch.latency_s, dtype=float)
+    known = (np.asarray(batch.chosen) >= 0) & np.isfinite(quality) & np.isfinite(cost)
+    reward = rewards(quality, cost, weights, latency_s=latency, failed=failed)
+    used = known & np.isfinite(reward)
+    notes = []
+    if (~known).any():
+        notes.append(f"{int((~known).sum())} of {len(batch)} decisions have no known outcome yet and were left out")
+    if (known & ~used).any():
+        missing = int((known & ~used).sum())
+        notes.append(f"{missing} decisions without a logged latency were left out (latency is weighted)")
+    rows = np.flatnonzero(used)
+    components = {
+        "quality": quality[rows],
+        "cost_usd": cost[rows],
+        "latency_s": latency[rows],
+        "failure": failed[rows].astype(float),
+    }
+    return _Logged(rows, reward[rows], components, int(len(batch) - rows.shape[0]), tuple(notes))
+
+
+def _subset(obs: Observations, keep: np.ndarray) -> Observations:
+    return Observations(
+        obs.row[keep], obs.model[keep], obs.quality[keep], obs.cost_usd[keep], obs.latency_s[keep], obs.failed[keep]
+    )
+
+
+def cross_fit(
+    batch: LoggedBatch,
+    candidate: Policy,
+    weights: RewardWeights,
+    rows: np.ndarray,
+    *,
+    folds: int = 5,
+    seed: int | np.random.SeedSequence = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate's probabilities (len(rows), K) and predicted means (len(rows), K, T) over
+    ``batch.models`` for ``rows``, each row scored by a clone fitted without that row's fold.
+
+    Folds are a seeded random split of ``rows``; observations of other decisions (outside ``rows``) train
+    every fold. ``folds=1`` fits once on everything and scores in-sample (optimistic for DM and DR).
+    A model is eligible where its logged probability is > 0 (and the chosen model always is).
+    """
+    rows = np.asarray(rows, dtype=np.intp)
+    if not 1 <= folds <= max(1, rows.shape[0]):
+        raise EstimatorError(f"folds must be in [1, {rows.shape[0]}] (number of usable rows), got {folds}")
+    n, k = len(batch), len(batch.models)
+    assignment = np.full(n, -1, dtype=np.int64)
+    assignment[rows] = np.random.default_rng(seed).permutation(rows.shape[0]) % folds
+    eligible = np.asarray(batch.probabilities)[rows] > 0
+    eligible[np.arange(rows.shape[0]), np.asarray(batch.chosen)[rows]] = True
+    obs = batch.observations
+    obs_fold = assignment[obs.row]
+    pi = np.empty((rows.shape[0], k))
+    means = np.empty((rows.shape[0], k, len(TARGETS)))
+    for fold in range(folds):
+        held = np.flatnonzero(assignment[rows] == fold)
+        policy = candidate.clone()
+        policy.weights = weights
+        train = obs_fold != fold if folds > 1 else np.ones(len(obs), dtype=bool)
+        policy.fit(replace(batch, observations=_subset(obs, train)))
+        prediction = policy.predict_batch(np.asarray(batch.features)[rows[held]], eligible[held], batch.models)
+        pi[held] = prediction.probabilities
+        means[held] = prediction.means
+    return pi, means
+
+
+def _estimates(
+    method: Estimator,
+    pi: np.ndarray,
+    a: np.ndarray,
+    p: np.ndarray,
+    means: np.ndarray,
+    logged: _Logged,
+    weights: RewardWeights,
+    *,
+    n_boot: int,
+    seed: np.random.SeedSequence,
+    confidence: float,
+) -> tuple[Estimate, dict[str, Estimate], Estimate, dict[str, Estimate], Estimate]:
+    """The candidate's reward and components by ``method``, the logged policy's observed ones, and the
+    gain, all bootstrapped with the same resamples. q_hat for the reward is the fitted model's means
+    combined with the weights; each component uses its own predicted mean."""
+    targets = {"reward": (logged.reward, means @ weights.vector())}
+    for t, name in enumerate(COMPONENTS):
+        targets[name] = (logged.components[name], means[:, :, t])
+    candidate_terms: list[Terms] = []
+    logged_terms: list[Terms] = []
+    counts: list[int] = []
+    for r, q_hat in targets.values():
+        seen = np.isfinite(r)  # latency may be missing on some rows: those rows drop out of it alone
+        counts.append(int(seen.sum()))
+        r = np.where(seen, r, 0.0)
+        candidate_terms.append(method.terms(pi, a, p, r, q_hat).restrict(seen))
+        logged_terms.append(Terms(r, seen.astype(float)))
+    every = candidate_terms + logged_terms
+    replicates = bootstrap_ratios(
+        np.column_stack([t.num for t in every]), np.column_stack([t.den for t in every]), n_boot=n_boot, seed=seed
+    )
+    low, high = percentile_interval(replicates, confidence)
+    out = [
+        Estimate(t.value(), float(lo), float(hi), c) for t, lo, hi, c in zip(every, low, high, counts * 2, strict=True)
+    ]
+    m = len(targets)
+    # Paired: both values move together under each resample, so the gain's interval is much tighter
+    # than the two separate intervals suggest.
+    gain_low, gain_high = percentile_interval(replicates[:, 0] - replicates[:, m], confidence)
+    gain = Estimate(out[0].value - out[m].value, float(gain_low[0]), float(gain_high[0]), counts[0])
+    names = list(targets)[1:]
+    return out[0], dict(zip(names, out[1:m], strict=True)), out[m], dict(zip(names, out[m + 1 :], strict=True)), gain
+
+
+def evaluate(
+    batch: LoggedBatch,
+    candidate: Policy,
+    weights: RewardWeights | None = None,
+    estimator: str = "dr",
+    *,
+    n_boot: int = 200,
+    seed: int = 0,
+    folds: int = 5,
+    switch_tau: float | None = None,
+    confidence: float = 0.95,
+) -> OPEResult:
+    """Estimate the reward ``candidate`` would have earned on ``batch`` under ``weights`` (default: the
+    candidate's own), with each component, bootstrap intervals and the logged policy's value beside it.
+
+    Raises EstimatorError for propensities <= 0 or NaN among the rows used, or when no row is usable.
+    Emits an EstimatorWarning for each entry of ``result.warnings`` (tiny ESS, deterministic logging,
+    excluded rows).
+    """
+    weights = weights if weights is not None else candidate.weights
+    method = make_estimator(estimator, switch_tau)
+    logged = _logged_outcomes(batch, weights)
+    rows = logged.rows
+    if rows.shape[0] == 0:
+        raise EstimatorError(f"none of the {len(batch)} logged decisions has a known outcome: nothing to evaluate")
+    a = np.asarray(batch.chosen)[rows]
+    p = np.asarray(batch.propensity, dtype=float)[rows]
+    check_propensities(p)  # before the expensive fitting
+    if n_boot < 1 or not 0.0 < confidence < 1.0:
+        raise EstimatorError(f"need n_boot >= 1 and confidence in (0, 1), got {n_boot} and {confidence}")
+    fold_seed, boot_seed = np.random.SeedSequence(seed).spawn(2)
+    pi, means = cross_fit(batch, candidate, weights, rows, folds=folds, seed=fold_seed)
+
+    reward, components, logged_reward, logged_components, gain = _estimates(
+        method, pi, a, p, means, logged, weights, n_boot=n_boot, seed=boot_seed, confidence=confidence
+    )
+    diagnostics = diagnose(pi, a, p, np.asarray(batch.probabilities)[rows])
+    messages = diagnostics.warnings + logged.notes
+    for message in messages:
+        warnings.warn(message, EstimatorWarning, stacklevel=2)
+    return OPEResult(
+        estimator=method.name,
+        policy=str(getattr(candidate, "name", type(candidate).__name__)),
+        weights=weights.model_dump(),
+        reward=reward,
+        components=components,
+        logged_reward=logged_reward,
+        logged_components=logged_components,
+        gain=gain,
+        ess=diagnostics.ess,
+        n_used=int(rows.shape[0]),
+        n_excluded=logged.n_excluded,
+        deterministic_logging=diagnostics.deterministic,
+        warnings=messages,
+        n_boot=int(n_boot),
+        confidence=float(confidence),
+        seed=int(seed),
+        folds=int(folds),
+        switch_tau=method.tau if isinstance(method, SwitchDR) else None,
+    )
+
+
+def _number(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{x:.4g}"
+
+
+def _cell(e: Estimate) -> str:
+    return "n/a" if e.n == 0 else f"{_number(e.value)} [{_number(e.low)}, {_number(e.high)}]"
+
+
+def format_text(result: OPEResult) -> str:
+    """A short markdown table (like the other replay reports): candidate against logged policy."""
+    w = result.weights
+    method = result.estimator.upper() + (f" (tau={result.switch_tau:g})" if result.switch_tau is not None else "")
+    lines = [
+        f"replay: {method} estimate for policy {result.policy!r}, weights quality={w['quality']:g} "
+        f"cost={w['cost']:g}/USD latency={w['latency']:g}/s failure={w['failure']:g}; {result.n_used:,} decisions "
+        f"used, {result.n_excluded:,} excluded; effective sample size {result.ess:,.1f}; {result.confidence:.0%} "
+        f"intervals from {result.n_boot} bootstrap resamples",
+        "",
+        f"| | candidate ({result.estimator.upper()}) | logged policy |",
+        "|---|---|---|",
+        f"| **reward** | {_cell(result.reward)} | {_cell(result.logged_reward)} |",
+    ]
+    for name, estimate in result.components.items():
+        lines.append(f"| {name} | {_cell(estimate)} | {_cell(result.logged_components[name])} |")
+    lines += ["", f"reward gain over the logged policy: {_cell(result.gain)}"]
+    if result.warnings:
+        lines += ["", "warnings:"] + [f"- {m}" for m in result.warnings]
+    return "\n".join(lines)
