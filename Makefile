@@ -23,5 +23,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# Performance figures of this machine -> experiments/results/performance.md (benchmarks/README.md).
+bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,peers]'
+	$(BIN)/python benchmarks/bench.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info

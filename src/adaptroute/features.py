@@ -37,6 +37,10 @@ _WORD_BYTE[128:] = 1
 _SYMBOL_BYTE = (1 - _WORD_BYTE).astype(np.int8)
 for _c in b" \t\n\r":
     _SYMBOL_BYTE[_c] = 0
+# The same maps for bytes.translate: C string calls, cheaper than NumPy calls on a prompt, and unlike
+# them they never release the GIL mid-request (which hands the CPU to other threads, litellm's logging).
+_WORD_TABLE = _WORD_BYTE.tobytes()  # byte -> b"\x01" in a word, b"\x00" elsewhere
+_SYMBOLS = bytes(np.flatnonzero(_SYMBOL_BYTE).tolist())  # deleted to count the symbol bytes
 
 _U33 = np.uint64(33)
 _U63 = np.uint64(63)
@@ -114,6 +118,8 @@ class HashingFeaturizer:
         self._lock = threading.Lock()
         max_bytes = 4 * max_chars + 8  # UTF-8 needs at most 4 bytes a character
         self._pow = _powers(max_bytes, _PRIME)
+        self._bucket_mask = np.uint64(max(n_features - 1, 0))
+        self._block_pow: tuple[np.ndarray, np.ndarray] | None = None  # for _ngrams_many
         self._inv_pow = _powers(max_bytes, _PRIME_INV)
         self._sklearn: Any = None
         for task in tasks:
@@ -152,17 +158,34 @@ class HashingFeaturizer:
         for task in dict.fromkeys(tasks):
             self.task_index(task)
         out = np.zeros((len(texts), self.dim))
+        windows = [self._window(text) for text in texts]
+        encoded = [window.lower().encode("utf-8", "replace") for window in windows]
+        grams = None
+        if self.backend == "numpy" and self.n_features and self.ngram_scale > 0:
+            grams = self._ngrams_many(encoded)  # every text's n-grams in a few array passes
         for i, (text, task) in enumerate(zip(texts, tasks, strict=True)):
-            row = self._vector(text, task, n_messages=1, last_user_chars=len(text))
+            row = self._vector(text, task, n_messages=1, last_user_chars=len(text), window=windows[i],
+                               encoded=encoded[i], grams=None if grams is None else grams[i])
             out[i, : row.shape[0]] = row
         return out
 
-    def _vector(self, text: str, task: str, *, n_messages: int, last_user_chars: int) -> np.ndarray:
+    def _vector(
+        self,
+        text: str,
+        task: str,
+        *,
+        n_messages: int,
+        last_user_chars: int,
+        window: str | None = None,
+        encoded: bytes | None = None,
+        grams: np.ndarray | None = None,
+    ) -> np.ndarray:
         task_at = self.task_index(task)
         x = np.zeros(self.dim)
         x[0] = 1.0
-        window = self._window(text)
-        data = np.frombuffer(window.lower().encode("utf-8", "replace"), dtype=np.uint8)
+        window = self._window(text) if window is None else window
+        if encoded is None:
+            encoded = window.lower().encode("utf-8", "replace")
         # Length statistics, each scaled to roughly [0, 1] so one prior precision fits all coordinates.
         # Centred on a typical request (~1,000 characters, one message) and scaled to a few tenths, so
         # they add little prior variance: the policies' uniform prior then means "no effect" until data
@@ -171,10 +194,11 @@ class HashingFeaturizer:
         x[2] = min(len(text) / 8000.0, 2.0)
         x[3] = (np.log1p(last_user_chars) - 6.5) / 5.0
         x[4] = np.log(max(n_messages, 1)) / 3.0
-        if data.size:
-            x[5] = float(np.take(_SYMBOL_BYTE, data).sum()) / data.size
+        if encoded:
+            x[5] = float(len(encoded) - len(encoded.translate(None, _SYMBOLS))) / len(encoded)
         if self.n_features and self.ngram_scale > 0:
-            grams = self._sklearn_ngrams(window) if self.backend == "sklearn" else self._ngrams(data)
+            if grams is None:
+                grams = self._sklearn_ngrams(window) if self.backend == "sklearn" else self._ngrams(encoded)
             norm = float(np.sqrt(grams @ grams))
             if norm > 0:
                 start = 1 + self.N_LENGTH
@@ -189,21 +213,24 @@ class HashingFeaturizer:
         half = self.max_chars // 2
         return text[:half] + "\n" + text[-half:]
 
-    def _ngrams(self, data: np.ndarray) -> np.ndarray:
-        word = np.zeros(data.size + 2, dtype=np.int8)
-        np.take(_WORD_BYTE, data, out=word[1:-1])
-        edges = np.flatnonzero(word[1:] != word[:-1])  # alternating token starts and ends
+    def _ngrams(self, encoded: bytes) -> np.ndarray:
+        # translate() and array methods rather than np.take / np.flatnonzero, whose Python wrappers cost
+        # about as much as the work on a short prompt.
+        data = np.frombuffer(encoded, dtype=np.uint8)
+        word = np.frombuffer(b"\0" + encoded.translate(_WORD_TABLE) + b"\0", dtype=np.int8)
+        edges = (word[1:] != word[:-1]).nonzero()[0]  # alternating token starts and ends
         starts, ends = edges[0::2], edges[1::2]
         keep = ends - starts >= 2  # like scikit-learn's default token pattern: 2+ word characters
         starts, ends = starts[keep], ends[keep]
         if starts.size == 0:
             return np.zeros(self.n_features)
         # Polynomial hash of every token from one prefix sum: sum(b_i P^i) over the token, times P^-start.
-        prefix = data.astype(np.uint64)
-        prefix *= self._pow[: data.size]
-        prefix = prefix.cumsum()
-        h = prefix[ends - 1]
-        h[starts > 0] -= prefix[starts[starts > 0] - 1]
+        # prefix[0] = 0, so a token's sum is prefix[end] - prefix[start] (modulo 2**64, as before).
+        prefix = np.zeros(data.size + 1, dtype=np.uint64)
+        np.multiply(data, self._pow[: data.size], out=prefix[1:])
+        prefix.cumsum(out=prefix)
+        h = prefix[ends]
+        h -= prefix[starts]
         h *= self._inv_pow[starts]
         lo, hi = self.ngram_range
         if hi == 2 and h.size > 1:
@@ -211,9 +238,76 @@ class HashingFeaturizer:
             bigrams += h[1:] ^ _FMIX2
             h = np.concatenate((h, bigrams)) if lo == 1 else bigrams
         _fmix64(h)
-        buckets = (h & np.uint64(self.n_features - 1)).astype(np.intp)
+        buckets = (h & self._bucket_mask).astype(np.intp)
         signs = 1.0 - 2.0 * (h >> _U63).astype(np.float64)
         return np.bincount(buckets, weights=signs, minlength=self.n_features)
+
+    def _ngrams_many(self, encoded: Sequence[bytes], block_bytes: int = 1 << 20) -> np.ndarray:
+        """_ngrams of many texts at once, (n, n_features): the texts' bytes joined by a space (a token
+        never crosses it) and hashed in a few array passes, then counted per (text, bucket). A token's
+        hash does not depend on where it sits, and the counts are sums of +-1, so every row equals the
+        one-text result exactly."""
+        out = np.zeros((len(encoded), self.n_features))
+        first = 0
+        while first < len(encoded):
+            last, size = first, 0
+            while last < len(encoded) and (last == first or size + len(encoded[last]) < block_bytes):
+                size += len(encoded[last]) + 1
+                last += 1
+            out[first:last] = self._ngrams_block(encoded[first:last])
+            first = last
+        return out
+
+    def _block_powers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """P**i and P**-i (mod 2**64) for i < n, by doubling (cached, grown on demand)."""
+        if self._block_pow is None or self._block_pow[0].shape[0] < n:
+            size = max(n, 1 << 16)
+            pw, inv = np.ones(size, dtype=np.uint64), np.ones(size, dtype=np.uint64)
+            step, p, q = 1, _PRIME, _PRIME_INV
+            while step < size:
+                pw[step : 2 * step] = pw[: min(step, size - step)] * np.uint64(p)
+                inv[step : 2 * step] = inv[: min(step, size - step)] * np.uint64(q)
+                p, q, step = (p * p) & _MASK64, (q * q) & _MASK64, 2 * step
+            self._block_pow = (pw, inv)
+        return self._block_pow
+
+    def _ngrams_block(self, encoded: Sequence[bytes]) -> np.ndarray:
+        n = len(encoded)
+        counts = np.zeros((n, self.n_features))
+        joined = b" ".join(encoded)
+        data = np.frombuffer(joined, dtype=np.uint8)
+        word = np.frombuffer(b"\0" + joined.translate(_WORD_TABLE) + b"\0", dtype=np.int8)
+        edges = (word[1:] != word[:-1]).nonzero()[0]
+        starts, ends = edges[0::2], edges[1::2]
+        keep = ends - starts >= 2
+        starts, ends = starts[keep], ends[keep]
+        if starts.size == 0:
+            return counts
+        pw, inv = self._block_powers(data.size)
+        prefix = np.zeros(data.size + 1, dtype=np.uint64)
+        np.multiply(data, pw[: data.size], out=prefix[1:])
+        prefix.cumsum(out=prefix)
+        h = prefix[ends]
+        h -= prefix[starts]
+        h *= inv[starts]
+        first_byte = np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=n) + 1) - 1
+        text = np.searchsorted(first_byte, starts)  # the text each token belongs to
+        lo, hi = self.ngram_range
+        # As in _ngrams: a text with a single token keeps it even when only bigrams are asked for.
+        unigram = slice(None) if lo == 1 else np.bincount(text, minlength=n)[text] == 1
+        hashes, rows = [h[unigram]], [text[unigram]]
+        if hi == 2:
+            pair = text[:-1] == text[1:]  # consecutive tokens of one text
+            bigrams = h[:-1][pair] * _BIGRAM
+            bigrams += h[1:][pair] ^ _FMIX2
+            hashes.append(bigrams)
+            rows.append(text[:-1][pair])
+        h, text = np.concatenate(hashes), np.concatenate(rows)
+        _fmix64(h)
+        buckets = (h & self._bucket_mask).astype(np.intp)
+        signs = 1.0 - 2.0 * (h >> _U63).astype(np.float64)
+        cells = text * self.n_features + buckets
+        return np.bincount(cells, weights=signs, minlength=n * self.n_features).reshape(n, self.n_features)
 
     def _sklearn_ngrams(self, text: str) -> np.ndarray:
         if self._sklearn is None:

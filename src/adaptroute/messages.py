@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Sequence
 from typing import Any
@@ -62,4 +61,4 @@ def prompt_text(messages: Sequence[dict[str, Any]]) -> tuple[str, int]:
 
 def prompt_hash(text: str, key: bytes) -> str:
     """Keyed hash (HMAC-SHA256) of a prompt: lets the log deduplicate prompts without storing them."""
-    return hmac.new(key, text.encode("utf-8", "replace"), hashlib.sha256).hexdigest()
+    return hmac.digest(key, text.encode("utf-8", "replace"), "sha256").hex()  # one-shot C path, same digest

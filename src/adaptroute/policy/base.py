@@ -109,6 +109,7 @@ class Policy(ABC):
         self.rng = np.random.default_rng(seed)
         self.version = 0
         self._lock = threading.RLock()
+        self._weight_cache: tuple[RewardWeights | None, np.ndarray, np.ndarray] = (None, np.zeros(_T), np.zeros(_T))
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -117,7 +118,8 @@ class Policy(ABC):
         self._configured = np.zeros((0, _T))  # configured prior means, NaN where unset
         self._sum = np.zeros(_T)  # pooled sums over every observation, for empirical-Bayes priors
         self._count = 0.0
-        self._eligible_cache: tuple[tuple[str, ...] | None, np.ndarray] = (None, np.zeros(0, dtype=np.intp))
+        # (names, their arm indices or None when they are every model in arm order)
+        self._eligible_cache: tuple[tuple[str, ...] | None, np.ndarray | None] = (None, None)
         self._derived: tuple[np.ndarray, np.ndarray] | None = None  # (prior means, noise), until next change
 
     def _changed(self) -> None:
@@ -153,6 +155,7 @@ class Policy(ABC):
             if model not in self._models:
                 self._models[model] = self._arms.add_arm()
                 self._configured = np.vstack([self._configured, np.full(_T, np.nan)])
+                self._eligible_cache = (None, None)  # "every model" now means one more
             if prior is not None:
                 self._configured[self._models[model]] = prior.as_array()
             self._changed()
@@ -163,21 +166,34 @@ class Policy(ABC):
         except KeyError:
             raise UnknownModelError(f"unknown model {model!r}; known: {sorted(self._models)}") from None
 
-    def _eligible(self, eligible: Sequence[str] | None) -> tuple[tuple[str, ...], np.ndarray]:
+    def _eligible(self, eligible: Sequence[str] | None) -> tuple[tuple[str, ...], np.ndarray | None]:
+        """The eligible names and their arm indices, or None for the indices when the names are every
+        model in arm order (the common case: predictions need no reindexing)."""
         names = self.models if eligible is None else tuple(eligible)
         cached_names, cached_idx = self._eligible_cache
         if names == cached_names:
-            return names, cached_idx
+            return cached_names, cached_idx
         if not names:
             raise ConfigError("no eligible models")
         for name in names:
             if name not in self._models:
                 self.add_model(name)
-        idx = np.array([self._models[n] for n in names], dtype=np.intp)
+        idx: np.ndarray | None = np.array([self._models[n] for n in names], dtype=np.intp)
         if len(set(names)) != len(names):
             raise ConfigError(f"duplicate model names in eligible: {names}")
+        if idx.shape[0] == self._arms.n_arms and (idx == np.arange(idx.shape[0])).all():
+            idx = None
         self._eligible_cache = (names, idx)
         return names, idx
+
+    def _weight_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """The weights as a vector and its square, rebuilt only when the weights object changes."""
+        weights, w, w2 = self._weight_cache
+        if weights is not self.weights:
+            w = self.weights.vector()
+            w2 = w * w
+            self._weight_cache = (self.weights, w, w2)
+        return w, w2
 
     # -- priors and noise -------------------------------------------------------------------------
     def _prior_and_noise(self) -> tuple[np.ndarray, np.ndarray]:
@@ -191,8 +207,11 @@ class Policy(ABC):
             prior = np.where(np.isnan(self._configured), pooled_mean, self._configured)
             arms, n0 = self._arms, self.noise_prior_n
             ssr = np.maximum(arms.ssr, 0.0)
-            default = np.where(_DEFAULT_VARIANCE > 0, _DEFAULT_VARIANCE, 0.25 * prior.mean(axis=0) ** 2)
-            pooled = (n0 * default + ssr.sum(axis=0)) / (n0 + arms.n.sum())
+            # np.add.reduce: the same sums as .mean()/.sum(), without their Python wrappers (this runs after
+            # every update)
+            typical = np.add.reduce(prior, axis=0) / prior.shape[0]
+            default = np.where(_DEFAULT_VARIANCE > 0, _DEFAULT_VARIANCE, 0.25 * typical**2)
+            pooled = (n0 * default + np.add.reduce(ssr, axis=0)) / (n0 + np.add.reduce(arms.n))
             noise = (n0 * pooled + ssr) / np.maximum(n0 + arms.n, 1e-12)[:, None]
             self._derived = (prior, noise)
         return self._derived
@@ -211,38 +230,25 @@ class Policy(ABC):
         """Predicted components, reward mean and sd, and probabilities for every eligible model."""
         with self._lock:
             names, idx = self._eligible(eligible)
-            x = self._fit_dim(x)
-            prior, noise = self._prior_and_noise()
-            mean, u2 = self._arms.predict(x, prior)
-            if idx.shape[0] != mean.shape[0]:
-                mean, u2, noise = mean[idx], u2[idx], noise[idx]
-            w = self.weights.vector()
-            variance = u2[:, None] * noise  # posterior variance of each predicted component
-            if self.shrinkage:
-                self._shrink_quality(mean, variance, self._arms.n[idx])
-            reward = mean @ w
-            sd = np.sqrt(variance @ (w * w))
-            low, high = self._reward_bounds(mean, variance)
-            probs = self._with_floor(self._probabilities(reward, sd, low, high))
+            mean, reward, sd, probs = self._predict_one(self._fit_dim(x), idx)
             return Prediction(names, mean, reward, sd, probs)
 
-    @staticmethod
-    def _shrink_quality(mean: np.ndarray, variance: np.ndarray, counts: np.ndarray) -> None:
-        """Share strength across models (in place): each model's predicted quality for this context is
-        combined with a normal prior centred on the tried models' mean prediction, with their spread
-        beyond estimation noise as variance (method of moments, floored at _MIN_SPREAD). An untried
-        model then starts where the field is, with the field's spread as uncertainty, instead of
-        anywhere in [0, 1]: with dozens of models, exploration stops chasing hopeless ones."""
-        tried = counts >= 1
-        if np.count_nonzero(tried) < 3:
-            return
-        q, v = mean[..., 0], variance[..., 0]
-        centre = q[..., tried].mean(axis=-1, keepdims=True)
-        spread = q[..., tried].var(axis=-1, ddof=1, keepdims=True) - v[..., tried].mean(axis=-1, keepdims=True)
-        tau2 = np.maximum(spread, _MIN_SPREAD**2)
-        shrunk = 1.0 / (1.0 / np.maximum(v, 1e-12) + 1.0 / tau2)
-        mean[..., 0] = (q / np.maximum(v, 1e-12) + centre / tau2) * shrunk
-        variance[..., 0] = shrunk
+    def _predict_one(self, x: np.ndarray, idx: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        """predict()'s arrays for a context already fitted to the dimension; ``idx`` as from _eligible."""
+        prior, noise = self._prior_and_noise()
+        mean, u2 = self._arms.predict(x, prior)
+        counts = self._arms.n
+        if idx is not None:
+            mean, u2, noise, counts = mean[idx], u2[idx], noise[idx], counts[idx]
+        w, w2 = self._weight_vectors()
+        variance = u2[:, None] * noise  # posterior variance of each predicted component
+        if self.shrinkage:
+            _shrink_quality(mean, variance, counts)
+        reward = mean @ w
+        sd = np.sqrt(variance @ w2)
+        low, high = self._reward_bounds(mean, variance)
+        probs = self._with_floor(self._probabilities(reward, sd, low, high))
+        return mean, reward, sd, probs
 
     def _reward_bounds(self, mean: np.ndarray, variance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """What each model's reward can be at best and at worst, given that quality and failure live in
@@ -301,7 +307,7 @@ class Policy(ABC):
                 m = (Xc @ theta).reshape(-1, k, _T) + lam * V[:, :, :1] * prior[None]
                 var = u2[:, :, None] * noise[None]
                 if self.shrinkage:
-                    self._shrink_quality(m, var, counts)
+                    _shrink_quality(m, var, counts)
                 r = m @ w
                 s = np.sqrt(var @ (w * w))
                 low, high = self._reward_bounds(m, var)
@@ -331,7 +337,7 @@ class Policy(ABC):
     def choose(self, x: np.ndarray, eligible: Sequence[str] | None = None, rng: np.random.Generator | None = None) -> tuple[str, Prediction]:
         """Draw a model from the policy's probabilities (with ``rng``, or the policy's own seeded one)."""
         prediction = self.predict(x, eligible)
-        k = int((rng or self.rng).choice(len(prediction.models), p=prediction.probabilities))
+        k = _draw(rng or self.rng, prediction.probabilities)
         return prediction.models[k], prediction
 
     def _with_floor(self, p: np.ndarray) -> np.ndarray:
@@ -339,8 +345,8 @@ class Policy(ABC):
         if k == 1:
             return np.ones(1)
         per_model = self.floor / k
-        p = np.clip(p, 0.0, None)
-        total = p.sum()
+        p = np.maximum(p, 0.0)
+        total = np.add.reduce(p)
         p = p / total if total > 0 else np.full(k, 1.0 / k)
         return per_model + (1.0 - self.floor) * p
 
@@ -353,8 +359,10 @@ class Policy(ABC):
         """Learn from one observed outcome of ``model`` on context ``x``."""
         y = outcome.as_targets() if isinstance(outcome, Outcome) else np.asarray(outcome, dtype=float)
         with self._lock:
-            self.add_model(model)
-            arm = self._models[model]
+            arm = self._models.get(model)
+            if arm is None:
+                self.add_model(model)
+                arm = self._models[model]
             x = self._fit_dim(x)
             self._sum += y
             self._count += 1.0
@@ -389,22 +397,26 @@ class Policy(ABC):
             if len(obs) == 0:
                 return
             known = ~np.isnan(obs.quality)
-            X = np.asarray(batch.features, dtype=float)[obs.row[known]]
+            features = np.asarray(batch.features, dtype=float)
+            contexts = obs.row[known]
             Y = np.column_stack(
                 [obs.quality[known], obs.cost_usd[known], np.nan_to_num(obs.latency_s[known]), obs.failed[known].astype(float)]
             )
             arms_of = np.array([self._models[m] for m in batch.models], dtype=np.intp)[obs.model[known]]
-            if X.shape[1] > self._arms.dim:
-                self._arms.grow(X.shape[1])
-            elif X.shape[1] < self._arms.dim:
-                X = np.pad(X, ((0, 0), (0, self._arms.dim - X.shape[1])))
+            if features.shape[1] > self._arms.dim:
+                self._arms.grow(features.shape[1])
+            pad = self._arms.dim - features.shape[1]
             self._sum += Y.sum(axis=0)
             self._count += float(Y.shape[0])
             arms = self._arms
             g = self.discount
             for arm in np.unique(arms_of):
                 rows = np.flatnonzero(arms_of == arm)
-                Xa, Ya = X[rows], Y[rows]
+                # One model's contexts at a time: a copy of every observation's context at once doubled
+                # the peak memory of a retrain on a large log.
+                Xa, Ya = features[contexts[rows]], Y[rows]
+                if pad:
+                    Xa = np.pad(Xa, ((0, 0), (0, pad)))
                 if g < 1.0:
                     # Online discounting multiplies older data by g once per later update of that model.
                     w = g ** np.arange(rows.size - 1, -1, -1, dtype=float)
@@ -443,6 +455,42 @@ class Policy(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}({args}, models={len(self._models)}, version={self.version})"
+
+
+def _shrink_quality(mean: np.ndarray, variance: np.ndarray, counts: np.ndarray) -> None:
+    """Share strength across models, in place, for one context ((K, T) arrays) or many ((n, K, T)).
+
+    Each model's predicted quality is combined with a normal prior centred on the tried models' mean
+    prediction, with their spread beyond estimation noise as variance (method of moments, floored at
+    _MIN_SPREAD). An untried model then starts where the field is, with the field's spread as its
+    uncertainty, instead of anywhere in [0, 1]: with dozens of models, exploration stops chasing hopeless
+    ones. (np.add.reduce rather than np.mean / np.var: the same arithmetic without their Python wrappers,
+    which cost more than the work on a handful of models.)
+    """
+    tried = counts >= 1
+    n = np.count_nonzero(tried)
+    if n < 3:
+        return
+    q, v = mean[..., 0], variance[..., 0]
+    q_tried = q[..., tried]
+    centre = np.add.reduce(q_tried, axis=-1, keepdims=True) / n
+    deviation = q_tried - centre
+    spread = np.add.reduce(deviation * deviation, axis=-1, keepdims=True) / (n - 1) - np.add.reduce(v[..., tried], axis=-1, keepdims=True) / n
+    tau2 = np.maximum(spread, _MIN_SPREAD**2)
+    v_safe = np.maximum(v, 1e-12)
+    shrunk = 1.0 / (1.0 / v_safe + 1.0 / tau2)
+    mean[..., 0] = (q / v_safe + centre / tau2) * shrunk
+    variance[..., 0] = shrunk
+
+
+def _draw(rng: np.random.Generator, p: np.ndarray) -> int:
+    """``rng.choice(len(p), p=p)``: the same index from the same single uniform draw, without choice()'s
+    argument checks (p comes from _with_floor), which took about 15 µs of every choose()."""
+    cdf = p.cumsum()
+    if not cdf[-1] > 0:  # NaN or no mass: let choice() raise its usual error
+        return int(rng.choice(p.shape[0], p=p))
+    cdf /= cdf[-1]
+    return int(cdf.searchsorted(rng.random(), side="right"))
 
 
 def _prior_from_row(row: np.ndarray) -> ModelPrior | None:

@@ -42,17 +42,19 @@ def win_probabilities(
 ) -> np.ndarray:
     """P(model a has the highest draw) for independent draws N(mean_a, sd_a^2), each clipped to
     [low_a, high_a] when bounds are given (a reward cannot leave the range its components allow)."""
+    # np.minimum(np.maximum()) is np.clip and .nonzero()[0] is np.flatnonzero, without their Python
+    # wrappers: on arrays of a few models the wrappers cost more than the arithmetic.
     k = mean.shape[0]
     s = np.maximum(sd, 1e-12)
     bounded = low is not None and high is not None
     if bounded:
-        mean = np.clip(mean, low, high)
+        mean = np.minimum(np.maximum(mean, low), high)
     best = int(mean.argmax())
     gap = (mean - mean[best]) / np.sqrt(s * s + s[best] * s[best])
     keep = gap > _PRUNE_Z
     if bounded:
         keep &= high > low[best]  # cannot beat the leader's worst case: out of the race
-    contenders = np.flatnonzero(keep)
+    contenders = keep.nonzero()[0]
     if contenders.shape[0] <= 1:
         out = np.zeros(k)
         out[best] = 1.0
@@ -66,16 +68,16 @@ def win_probabilities(
     # z[a, j, b] = (draw_aj - mean_b) / s_b: where a's j-th quadrature draw sits in b's distribution.
     draws = mean[:, None] + s[:, None] * _NODES
     if bounded:
-        draws = np.clip(draws, low[:, None], high[:, None])
+        draws = np.minimum(np.maximum(draws, low[:, None]), high[:, None])
     z = np.subtract.outer(draws, mean)
     z /= s
     cdf = _normal_cdf(z)
     if bounded:
-        cdf[np.greater_equal.outer(draws, high)] = 1.0  # b's draw can never exceed its best case
-        cdf[np.less.outer(draws, low)] = 0.0
+        np.copyto(cdf, 1.0, where=np.greater_equal.outer(draws, high))  # b's draw can never exceed its best case
+        np.copyto(cdf, 0.0, where=np.less.outer(draws, low))
     diag = np.arange(mean.shape[0])
     cdf[diag, :, diag] = 1.0  # a model never has to beat itself
-    p = cdf.prod(axis=2) @ _WEIGHTS
+    p = np.multiply.reduce(cdf, axis=2) @ _WEIGHTS
     if contenders is None:
         return p
     out = np.zeros(k)

@@ -111,7 +111,7 @@ def simulate(
     for step, row in enumerate(steps):
         x = X[row]
         probs = agent.predict(x, models).probabilities
-        k = min(int(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum(), side="right")), len(models) - 1)
+        k = min(int(probs.cumsum().searchsorted(rng.random() * probs.sum(), side="right")), len(models) - 1)
         agent.update(x, models[k], targets[row, k])
         chosen[step] = k
     R = reward_matrix(data, weights)

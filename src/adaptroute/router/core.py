@@ -18,7 +18,7 @@ from ..config import SECRET_PARAM_NAMES, ModelSpec, RewardWeights, RouterSetting
 from ..errors import AllModelsFailedError, ConfigError, NoEligibleModelError, PolicyStateError, UnknownDecisionError
 from ..features import Featurizer, HashingFeaturizer
 from ..messages import prompt_hash, prompt_text, validate_messages
-from ..policy import Policy, load_policy, make_policy, save_policy
+from ..policy import Policy, Prediction, load_policy, make_policy, save_policy
 from ..store import LogStore, read_log
 from ..types import Attempt, Decision, ModelScore, RoutingRecord, check_quality
 from .calls import call_async, call_kwargs, call_sync
@@ -153,33 +153,31 @@ class Router:
         probs = prediction.probabilities
         with self._rng_lock:
             u = self._rng.random()
-        k = min(int(np.searchsorted(np.cumsum(probs), u * probs.sum(), side="right")), len(probs) - 1)
+        k = min(int(probs.cumsum().searchsorted(u * probs.sum(), side="right")), len(probs) - 1)
         chosen = prediction.models[k]
-        scores = tuple(
-            ModelScore(m, *(float(v) for v in prediction.means[i]), float(prediction.reward[i]), float(prediction.sd[i]), float(probs[i]))
-            for i, m in enumerate(prediction.models)
-        )
+        scores = _scores(prediction)
+        p_list = probs.tolist()  # Python floats in one call (not float() on each NumPy scalar)
         decision = Decision(
             id=uuid.uuid4().hex,
             ts=time.time(),
             task=task,
             features=x.astype(np.float32),
             eligible=prediction.models,
-            probabilities=tuple(float(p) for p in probs),
+            probabilities=tuple(p_list),
             chosen=chosen,
-            propensity=float(probs[k]),
+            propensity=p_list[k],
             policy_name=policy.name,
             policy_version=policy.version,
             prompt_hash=prompt_hash(text, self._store.hash_key),
             prompt_text=text if self.settings.store_prompts else None,
         )
         self._store.add_decision(decision)  # before the call: (x, chosen, propensity) survive a failure
-        order = np.argsort(-prediction.reward, kind="stable")
+        order = np.argsort(-prediction.reward, kind="stable").tolist()
         plan = RequestPlan(
             decision_id=decision.id,
             chosen=chosen,
             ranking=[chosen] + [prediction.models[i] for i in order if prediction.models[i] != chosen],
-            predicted_quality={m: float(prediction.means[i, 0]) for i, m in enumerate(prediction.models)},
+            predicted_quality={s.model: s.quality for s in scores},
             models=self._models,
             secrets=self._secrets + _secrets_in(kwargs),
             scored=self.scorer is not None and not kwargs.get("stream"),
@@ -365,11 +363,7 @@ class Router:
         checked = validate_messages(messages)
         x = self._featurizer.transform(checked, _check_task(task))
         prediction = self._learner.policy.predict(x, list(self._models))
-        scores = [
-            ModelScore(m, *(float(v) for v in prediction.means[i]), float(prediction.reward[i]), float(prediction.sd[i]), float(prediction.probabilities[i]))
-            for i, m in enumerate(prediction.models)
-        ]
-        return sorted(scores, key=lambda s: -s.reward)
+        return sorted(_scores(prediction), key=lambda s: -s.reward)
 
     def retrain(self) -> int:
         """Refit the policy from the whole log and swap it in atomically; returns the new version.
@@ -411,6 +405,13 @@ class Router:
 
     def __repr__(self) -> str:
         return f"Router(models={list(self._models)}, policy={self.policy!r}, store={self._store.path!r})"
+
+
+def _scores(prediction: Prediction) -> tuple[ModelScore, ...]:
+    """Every eligible model's predicted components, reward, sd and probability, as Python floats."""
+    means, reward = prediction.means.tolist(), prediction.reward.tolist()
+    sd, probs = prediction.sd.tolist(), prediction.probabilities.tolist()
+    return tuple(ModelScore(m, *means[i], reward[i], sd[i], probs[i]) for i, m in enumerate(prediction.models))
 
 
 def _check_task(task: object) -> str:

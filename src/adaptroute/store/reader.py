@@ -54,7 +54,11 @@ def read_log(source: LogStore | str | os.PathLike[str]) -> LoggedBatch:
     """Every decision of a log, with its outcome, latest feedback and per-attempt observations."""
     if isinstance(source, LogStore):
         return _assemble(source.fetch_arrow(DECISION_ROWS), source.fetch_arrow(ATTEMPT_ROWS))
-    tables = _load_tables(str(source))
+    source = str(source)
+    files = _log_files(source)
+    if isinstance(files, str):  # one DuckDB file: query it in place instead of copying its tables out first
+        return _assemble(*_query_file(files))
+    tables = _load_tables(files)
     con = duckdb.connect(":memory:")
     try:
         for name, table in tables.items():
@@ -64,21 +68,37 @@ def read_log(source: LogStore | str | os.PathLike[str]) -> LoggedBatch:
         con.close()
 
 
-def _load_tables(source: str) -> dict[str, pa.Table]:
+def _query_file(path: str) -> tuple[pa.Table, pa.Table]:
+    con = _open_log(path)
+    try:
+        return fetch_arrow(con, DECISION_ROWS), fetch_arrow(con, ATTEMPT_ROWS)
+    finally:
+        con.close()  # before assembling: DuckDB's buffers go back before the arrays that follow
+
+
+def _log_files(source: str) -> str | list[Path] | list[str]:
+    """One DuckDB file (a str), Parquet snapshot folders (Paths), or several DuckDB files (strs)."""
     path = Path(source)
     if path.is_dir():
-        return _parquet_tables([path])
+        return [path]
     matches = sorted(globbing.glob(source)) if any(c in source for c in "*?[") else [source]
     if not matches:
         raise StoreError(f"no log matches {source!r}")
     dirs = [Path(m) for m in matches if Path(m).is_dir()]
     if dirs:
-        return _parquet_tables(dirs)
-    parts = [_duckdb_tables(m) for m in matches]
+        return dirs
+    return matches[0] if len(matches) == 1 else matches
+
+
+def _load_tables(files: list[Path] | list[str]) -> dict[str, pa.Table]:
+    if isinstance(files[0], Path):
+        return _parquet_tables(files)  # type: ignore[arg-type]
+    parts = [_duckdb_tables(str(m)) for m in files]
     return {t: pa.concat_tables([p[t] for p in parts]) for t in TABLES}
 
 
-def _duckdb_tables(path: str) -> dict[str, pa.Table]:
+def _open_log(path: str) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to an adaptroute log file of this schema version."""
     if not Path(path).exists():
         raise StoreError(f"log file {path} does not exist")
     con = _connect(path, read_only=True)
@@ -90,6 +110,15 @@ def _duckdb_tables(path: str) -> dict[str, pa.Table]:
             raise SchemaVersionError(f"{path} is not an adaptroute log (no meta table)") from None
         if version is None or version[0] != str(SCHEMA_VERSION):
             raise SchemaVersionError(f"{path} has log schema version {version and version[0]!r}, expected {SCHEMA_VERSION}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _duckdb_tables(path: str) -> dict[str, pa.Table]:
+    con = _open_log(path)
+    try:
         return {t: fetch_arrow(con, _SELECT_ALL[t]) for t in TABLES}
     finally:
         con.close()
@@ -110,40 +139,64 @@ def _parquet_tables(dirs: list[Path]) -> dict[str, pa.Table]:
     return out
 
 
-def _list_to_matrix(column: pa.ChunkedArray, dtype: type = np.float64) -> np.ndarray:
-    """A list column of varying lengths as a zero-padded 2-D array."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    n = len(array)
-    lengths = pc.list_value_length(array).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    width = int(lengths.max()) if n else 0
+def _list_to_matrix(column: pa.ChunkedArray | pa.Array, dtype: type = np.float64) -> np.ndarray:
+    """A list column of varying lengths as a zero-padded 2-D array, filled chunk by chunk (no combined
+    copy of the column, no index arrays the size of the matrix: a million feature vectors once took
+    gigabytes here)."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    lengths = [pc.list_value_length(c).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64) for c in chunks]
+    n = sum(len(c) for c in chunks)
+    width = max((int(x.max()) for x in lengths if x.shape[0]), default=0)
     out = np.zeros((n, width), dtype=dtype)
-    if n and width:
-        values = pc.list_flatten(array).to_numpy(zero_copy_only=False).astype(dtype)
-        rows = np.repeat(np.arange(n), lengths)
-        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-        out[rows, np.arange(values.shape[0]) - starts] = values
+    if not width:
+        return out
+    start = 0
+    for chunk, size in zip(chunks, lengths, strict=True):
+        block = out[start : start + size.shape[0]]
+        start += size.shape[0]
+        values = pc.list_flatten(chunk).to_numpy(zero_copy_only=False)
+        if (size == width).all():  # the usual case (one feature layout): a reshape
+            block[:] = values.reshape(-1, width)
+            continue
+        offsets = np.cumsum(size) - size
+        for length in np.unique(size[size > 0]):  # features only ever append: few distinct lengths
+            rows = np.flatnonzero(size == length)
+            block[rows, :length] = values[offsets[rows, None] + np.arange(length)]
     return out
 
 
+def _codes(values: pa.Array | pa.ChunkedArray, names: pa.Array, missing: int = -1) -> np.ndarray:
+    """Index of each value in ``names`` (``missing`` for nulls and unknown values), computed by Arrow:
+    no Python string per row."""
+    found = pc.index_in(values, value_set=names).fill_null(missing)
+    return found.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _strings(column: pa.ChunkedArray) -> np.ndarray:
+    """A string column as an object array; repeated values share one Python string."""
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    names = np.array(encoded.dictionary.to_pylist() + [None], dtype=object)
+    return names[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(zero_copy_only=False)]
+
+
 def _assemble(dec: pa.Table, att: pa.Table) -> LoggedBatch:
+    # Model names and decision ids are matched by Arrow compute (unique, index_in): per-row Python strings
+    # and sorting object arrays took most of read_log's time on large logs.
     n = dec.num_rows
-    ids = np.array(dec.column("decision_id").to_pylist(), dtype=object)
+    dec_ids = dec.column("decision_id").combine_chunks()
+    ids = np.array(dec_ids.to_pylist(), dtype=object)
     eligible = dec.column("eligible").combine_chunks()
     probs = dec.column("probabilities").combine_chunks()
-    names_flat = pc.list_flatten(eligible).to_numpy(zero_copy_only=False)
-    chosen = np.array(dec.column("chosen").to_pylist(), dtype=object)
-    executed = np.array(dec.column("executed_model").to_pylist(), dtype=object)
-    att_models = np.array(att.column("model").to_pylist(), dtype=object)
-    everything = [names_flat, chosen, executed[executed != None], att_models]  # noqa: E711
-    models = tuple(sorted({str(m) for part in everything for m in part}))
-    index = {m: i for i, m in enumerate(models)}
+    names_flat = pc.list_flatten(eligible)
+    everything = [names_flat, dec.column("chosen"), dec.column("executed_model"), att.column("model")]
+    models = tuple(sorted({str(m) for part in everything for m in pc.unique(part).drop_null().to_pylist()}))
+    model_names = pa.array(models, pa.string())
 
     lengths = pc.list_value_length(eligible).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
     p_flat = pc.list_flatten(probs).to_numpy(zero_copy_only=False).astype(float)
     probabilities = np.zeros((n, len(models)))
-    if names_flat.shape[0]:
-        cols = np.fromiter((index[str(m)] for m in names_flat), dtype=np.int64, count=names_flat.shape[0])
-        probabilities[np.repeat(np.arange(n), lengths), cols] = p_flat
+    if len(names_flat):
+        probabilities[np.repeat(np.arange(n), lengths), _codes(names_flat, model_names)] = p_flat
 
     def floats(name: str) -> np.ndarray:
         return dec.column(name).to_numpy(zero_copy_only=False).astype(float)
@@ -151,20 +204,17 @@ def _assemble(dec: pa.Table, att: pa.Table) -> LoggedBatch:
     def flags(table: pa.Table, name: str) -> np.ndarray:
         return table.column(name).fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
 
-    # Observations: one per attempt the policy can learn from.
-    order = np.argsort(ids, kind="stable")
-    att_ids = np.array(att.column("decision_id").to_pylist(), dtype=object)
-    pos = np.searchsorted(ids[order], att_ids) if n else np.zeros(len(att_ids), dtype=np.int64)
-    pos = np.minimum(pos, max(n - 1, 0))
-    found = (ids[order][pos] == att_ids) if n else np.zeros(len(att_ids), dtype=bool)
+    # Observations: one per attempt the policy can learn from, matched to the first decision with its id.
+    row = _codes(att.column("decision_id"), dec_ids)
+    found = row >= 0
     failed = flags(att, "failed")
     counts = flags(att, "counts_against_model")
     quality = att.column("quality").to_numpy(zero_copy_only=False).astype(float)
     learnable = found & ((failed & counts) | (~failed & ~np.isnan(quality)))
     quality = np.where(failed, 0.0, quality)
     observations = Observations(
-        row=order[pos][learnable].astype(np.int64),
-        model=np.fromiter((index[str(m)] for m in att_models[learnable]), dtype=np.int64),
+        row=row[learnable],
+        model=_codes(att.column("model"), model_names)[learnable],
         quality=quality[learnable],
         cost_usd=np.nan_to_num(att.column("cost_usd").to_numpy(zero_copy_only=False).astype(float))[learnable],
         latency_s=att.column("latency_s").to_numpy(zero_copy_only=False).astype(float)[learnable],
@@ -172,13 +222,13 @@ def _assemble(dec: pa.Table, att: pa.Table) -> LoggedBatch:
     )
     return LoggedBatch(
         decision_ids=ids,
-        tasks=np.array(dec.column("task").to_pylist(), dtype=object),
+        tasks=_strings(dec.column("task")),
         features=_list_to_matrix(dec.column("features")),
         models=models,
-        chosen=np.fromiter((index[str(m)] for m in chosen), dtype=np.int64, count=n),
+        chosen=_codes(dec.column("chosen"), model_names),
         propensity=floats("propensity"),
         probabilities=probabilities,
-        executed=np.fromiter((index[m] if m is not None else -1 for m in executed), dtype=np.int64, count=n),
+        executed=_codes(dec.column("executed_model"), model_names),
         quality=floats("quality"),
         cost_usd=floats("cost_usd"),
         latency_s=floats("latency_s"),

@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["ARROW_SCHEMAS", "CREATE_TABLES", "INSERT_FROM_BUFFER", "SCHEMA_VERSION", "TABLES", "fetch_arrow"]
+__all__ = ["ARROW_SCHEMAS", "CREATE_TABLES", "SCHEMA_VERSION", "TABLES", "fetch_arrow"]
 
 
 def fetch_arrow(con: Any, sql: str, params: list[Any] | None = None) -> pa.Table:
@@ -112,13 +112,5 @@ CREATE_TABLES: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS feedback (
         decision_id VARCHAR, ts TIMESTAMPTZ, quality DOUBLE, source VARCHAR)""",
 )
-
-# The Arrow buffer of each table is registered under this name for the duration of one insert.
-INSERT_FROM_BUFFER: dict[str, str] = {
-    "decisions": "INSERT INTO decisions SELECT * FROM _buffer",
-    "attempts": "INSERT INTO attempts SELECT * FROM _buffer",
-    "outcomes": "INSERT INTO outcomes SELECT * FROM _buffer",
-    "feedback": "INSERT INTO feedback SELECT * FROM _buffer",
-}
 
 COUNT_ROWS: dict[str, str] = {table: f"SELECT count(*) FROM {table}" for table in TABLES}
