@@ -182,7 +182,7 @@ class RouterSettings(_Validated):
     max_escalations: int = Field(default=1, ge=0, le=5)
     store_prompts: bool = False
     durable: bool = False
-    flush_rows: int = Field(default=2048, ge=1)
+    flush_rows: int = Field(default=16_384, ge=1)  # rows buffered before a write (about 5,000 requests)
     flush_interval_s: float = Field(default=1.0, gt=0)
     pending_feedback: int = Field(default=100_000, ge=0)  # decisions kept in memory for feedback()
 

@@ -93,7 +93,7 @@ class HashingFeaturizer:
 
     def __init__(
         self,
-        n_features: int = 64,
+        n_features: int = 32,
         ngram_range: tuple[int, int] = (1, 2),
         ngram_scale: float = 0.1,
         max_chars: int = 4096,

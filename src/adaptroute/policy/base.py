@@ -235,6 +235,12 @@ class Policy(ABC):
 
     def _predict_one(self, x: np.ndarray, idx: np.ndarray | None) -> tuple[np.ndarray, ...]:
         """predict()'s arrays for a context already fitted to the dimension; ``idx`` as from _eligible."""
+        mean, reward, sd, low, high = self._reward_stats(x, idx)
+        probs = self._with_floor(self._probabilities(reward, sd, low, high))
+        return mean, reward, sd, probs
+
+    def _reward_stats(self, x: np.ndarray, idx: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        """Predicted components, reward mean and sd, and reward bounds of the models at ``idx``."""
         prior, noise = self._prior_and_noise()
         mean, u2 = self._arms.predict(x, prior)
         counts = self._arms.n
@@ -247,20 +253,21 @@ class Policy(ABC):
         reward = mean @ w
         sd = np.sqrt(variance @ w2)
         low, high = self._reward_bounds(mean, variance)
-        probs = self._with_floor(self._probabilities(reward, sd, low, high))
-        return mean, reward, sd, probs
+        return mean, reward, sd, low, high
 
     def _reward_bounds(self, mean: np.ndarray, variance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """What each model's reward can be at best and at worst, given that quality and failure live in
         [0, 1] and cost and latency are >= 0 (cost and latency at their optimistic / pessimistic 3-sd
         values). A model whose best case is below another's expected reward is out of the race: no
         posterior tail can keep exploring it (quick elimination of dominated models)."""
-        wq, wc, wl, wf = self.weights.quality, self.weights.cost, self.weights.latency, self.weights.failure
-        spread = 3.0 * np.sqrt(variance[..., 1:3])
-        cost_lo = np.maximum(mean[..., 1:3] - spread, 0.0)
-        cost_hi = mean[..., 1:3] + spread
-        high = wq - wc * cost_lo[..., 0] - wl * cost_lo[..., 1]
-        low = -wc * cost_hi[..., 0] - wl * cost_hi[..., 1] - wf
+        w, _ = self._weight_vectors()
+        spread = np.sqrt(variance[..., 1:3])
+        spread *= 3.0
+        costs = mean[..., 1:3]
+        high = np.maximum(costs - spread, 0.0) @ w[1:3]  # the (negative) cost and latency terms, at best
+        high += self.weights.quality
+        low = (costs + spread) @ w[1:3]
+        low -= self.weights.failure
         return low, high
 
     def predict_batch(
@@ -339,6 +346,14 @@ class Policy(ABC):
         prediction = self.predict(x, eligible)
         k = _draw(rng or self.rng, prediction.probabilities)
         return prediction.models[k], prediction
+
+    def sample(self, x: np.ndarray, rng: np.random.Generator | None = None) -> int:
+        """Index in ``models`` of a model drawn, over every model, with the same distribution as choose(),
+        for simulation, where nothing logs the probabilities: a policy whose probabilities are costly to
+        compute can draw directly (Thompson sampling does)."""
+        with self._lock:
+            _, idx = self._eligible(None)
+            return _draw(rng or self.rng, self._predict_one(self._fit_dim(x), idx)[3])
 
     def _with_floor(self, p: np.ndarray) -> np.ndarray:
         k = p.shape[0]
@@ -464,22 +479,23 @@ def _shrink_quality(mean: np.ndarray, variance: np.ndarray, counts: np.ndarray) 
     prediction, with their spread beyond estimation noise as variance (method of moments, floored at
     _MIN_SPREAD). An untried model then starts where the field is, with the field's spread as its
     uncertainty, instead of anywhere in [0, 1]: with dozens of models, exploration stops chasing hopeless
-    ones. (np.add.reduce rather than np.mean / np.var: the same arithmetic without their Python wrappers,
-    which cost more than the work on a handful of models.)
+    ones. (Written with few NumPy calls: on a handful of models their overhead is most of the cost.)
     """
     tried = counts >= 1
-    n = np.count_nonzero(tried)
+    n = int(np.count_nonzero(tried))
     if n < 3:
         return
-    q, v = mean[..., 0], variance[..., 0]
+    q, v = mean[..., 0], np.maximum(variance[..., 0], 1e-12)
     q_tried = q[..., tried]
     centre = np.add.reduce(q_tried, axis=-1, keepdims=True) / n
-    deviation = q_tried - centre
-    spread = np.add.reduce(deviation * deviation, axis=-1, keepdims=True) / (n - 1) - np.add.reduce(v[..., tried], axis=-1, keepdims=True) / n
+    q_tried -= centre
+    spread = np.add.reduce(q_tried * q_tried, axis=-1, keepdims=True) / (n - 1)
+    spread -= np.add.reduce(v[..., tried], axis=-1, keepdims=True) / n
     tau2 = np.maximum(spread, _MIN_SPREAD**2)
-    v_safe = np.maximum(v, 1e-12)
-    shrunk = 1.0 / (1.0 / v_safe + 1.0 / tau2)
-    mean[..., 0] = (q / v_safe + centre / tau2) * shrunk
+    precision = 1.0 / v
+    precision += 1.0 / tau2
+    shrunk = 1.0 / precision
+    mean[..., 0] = (q / v + centre / tau2) * shrunk
     variance[..., 0] = shrunk
 
 

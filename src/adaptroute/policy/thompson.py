@@ -149,6 +149,21 @@ class ThompsonSampling(Policy):
     def _probabilities(self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         return win_probabilities(reward, sd * self.scale, low, high)
 
+    def sample(self, x: np.ndarray, rng: np.random.Generator | None = None) -> int:
+        """Thompson sampling itself: one clipped posterior draw per model, the best draw wins (with the
+        floor's share of uniform picks). Same distribution as drawing from win_probabilities, which
+        integrates exactly this, without the integral."""
+        rng = rng or self.rng
+        with self._lock:
+            _, idx = self._eligible(None)
+            _, reward, sd, low, high = self._reward_stats(self._fit_dim(x), idx)
+        k = reward.shape[0]
+        if k > 1 and rng.random() < self.floor:
+            return int(rng.integers(k))
+        centre = np.minimum(np.maximum(reward, low), high)
+        draws = centre + (self.scale * sd) * rng.standard_normal(k)
+        return int(np.minimum(np.maximum(draws, low), high).argmax())
+
     def _probabilities_batch(
         self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray, mask: np.ndarray
     ) -> np.ndarray:

@@ -108,10 +108,14 @@ def simulate(
     models = data.models
     chosen = np.empty(order.shape[0], dtype=np.int64)
     steps = _progress(order, progress, f"simulate {agent.name}")
+    direct = agent.models == models  # the policy knows exactly the data's models, in the same order
     for step, row in enumerate(steps):
         x = X[row]
-        probs = agent.predict(x, models).probabilities
-        k = min(int(probs.cumsum().searchsorted(rng.random() * probs.sum(), side="right")), len(models) - 1)
+        if direct:  # nothing is logged here, so the policy may draw without computing probabilities
+            k = agent.sample(x, rng)
+        else:
+            probs = agent.predict(x, models).probabilities
+            k = min(int(probs.cumsum().searchsorted(rng.random() * probs.sum(), side="right")), len(models) - 1)
         agent.update(x, models[k], targets[row, k])
         chosen[step] = k
     R = reward_matrix(data, weights)

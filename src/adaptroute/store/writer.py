@@ -58,7 +58,7 @@ class LogStore:
         path: str | os.PathLike[str] = ":memory:",
         *,
         durable: bool = False,
-        flush_rows: int = 2048,
+        flush_rows: int = 16_384,
         flush_interval_s: float = 1.0,
         hash_key: bytes | None = None,
     ) -> None:
