@@ -397,7 +397,7 @@ def bench_update(data: Any, X: np.ndarray, quick: bool) -> None:
         t = time.perf_counter()
         policy.update(w.X[r], w.models[k], outcome)
         times.append(time.perf_counter() - t)
-    row("3", "online `policy.update()` (thompson, 10 models, d=73): median / p99", f"{us(median(times))} / {us(p99(times))}")
+    row("3", f"online `policy.update()` (thompson, 10 models, d={w.X.shape[1]}): median / p99", f"{us(median(times))} / {us(p99(times))}")
 
 
 def bench_peers(data: Any, X: np.ndarray, quick: bool) -> None:
