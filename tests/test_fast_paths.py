@@ -8,7 +8,7 @@ import pytest
 
 from adaptroute.features import HashingFeaturizer
 from adaptroute.policy import ModelPrior, make_policy
-from adaptroute.policy.base import _draw
+from adaptroute.policy.decide import _draw
 from adaptroute.store.reader import _list_to_matrix
 from adaptroute.types import Outcome
 

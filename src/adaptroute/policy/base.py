@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -20,52 +19,17 @@ from ..config import RewardWeights
 from ..errors import ConfigError, UnknownModelError
 from ..types import TARGETS, LoggedBatch, Outcome
 from .arms import ArmModels
+from .decide import _draw, _shrink_quality
+from .records import BatchPrediction, ModelPrior, Prediction, _prior_from_row
 
 __all__ = ["BatchPrediction", "ModelPrior", "Policy", "Prediction"]
 
 _T = len(TARGETS)
 # Noise variance assumed before any data, per target: quality and failure live in [0, 1] (0.25 is the
-# largest variance such a variable can have); cost and latency get a 50% relative spread (see _noise).
+# largest variance such a variable can have); cost and latency get a 50% relative spread (see
+# _prior_and_noise).
 _DEFAULT_VARIANCE = np.array([0.25, 0.0, 0.0, 0.25])
 _DEFAULT_MEAN = np.array([0.5, 0.0, 0.0, 0.0])
-_MIN_SPREAD = 0.15  # prior belief: models on one task are rarely assumed closer than this in quality (sd)
-
-
-@dataclass(frozen=True, slots=True)
-class ModelPrior:
-    """What is known about a model before it has been tried (price table, a configured expectation).
-
-    Unset fields fall back to the pooled mean over every model observed so far (empirical Bayes).
-    """
-
-    quality: float | None = None
-    cost_usd: float | None = None
-    latency_s: float | None = None
-
-    def as_array(self) -> np.ndarray:
-        return np.array([np.nan if v is None else float(v) for v in (self.quality, self.cost_usd, self.latency_s)] + [0.0])
-
-
-@dataclass(frozen=True, slots=True)
-class BatchPrediction:
-    """Predictions for many contexts at once (off-policy evaluation, analysis): arrays over (n, K)."""
-
-    models: tuple[str, ...]
-    means: np.ndarray  # (n, K, T)
-    reward: np.ndarray  # (n, K)
-    sd: np.ndarray  # (n, K)
-    probabilities: np.ndarray  # (n, K), 0 where a model was not eligible
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    """A policy's view of one request: per eligible model, predicted components, reward and probability."""
-
-    models: tuple[str, ...]
-    means: np.ndarray  # (k, T) in TARGETS order
-    reward: np.ndarray  # (k,)
-    sd: np.ndarray  # (k,) posterior standard deviation of the reward
-    probabilities: np.ndarray  # (k,), sums to 1, every entry >= the floor
 
 
 class Policy(ABC):
@@ -470,45 +434,3 @@ class Policy(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}({args}, models={len(self._models)}, version={self.version})"
-
-
-def _shrink_quality(mean: np.ndarray, variance: np.ndarray, counts: np.ndarray) -> None:
-    """Share strength across models, in place, for one context ((K, T) arrays) or many ((n, K, T)).
-
-    Each model's predicted quality is combined with a normal prior centred on the tried models' mean
-    prediction, with their spread beyond estimation noise as variance (method of moments, floored at
-    _MIN_SPREAD). An untried model then starts where the field is, with the field's spread as its
-    uncertainty, instead of anywhere in [0, 1]: with dozens of models, exploration stops chasing hopeless
-    ones. (Written with few NumPy calls: on a handful of models their overhead is most of the cost.)
-    """
-    tried = counts >= 1
-    n = int(np.count_nonzero(tried))
-    if n < 3:
-        return
-    q, v = mean[..., 0], np.maximum(variance[..., 0], 1e-12)
-    q_tried = q[..., tried]
-    centre = np.add.reduce(q_tried, axis=-1, keepdims=True) / n
-    q_tried -= centre
-    spread = np.add.reduce(q_tried * q_tried, axis=-1, keepdims=True) / (n - 1)
-    spread -= np.add.reduce(v[..., tried], axis=-1, keepdims=True) / n
-    tau2 = np.maximum(spread, _MIN_SPREAD**2)
-    precision = 1.0 / v
-    precision += 1.0 / tau2
-    shrunk = 1.0 / precision
-    mean[..., 0] = (q / v + centre / tau2) * shrunk
-    variance[..., 0] = shrunk
-
-
-def _draw(rng: np.random.Generator, p: np.ndarray) -> int:
-    """``rng.choice(len(p), p=p)``: the same index from the same single uniform draw, without choice()'s
-    argument checks (p comes from _with_floor), which took about 15 µs of every choose()."""
-    cdf = p.cumsum()
-    if not cdf[-1] > 0:  # NaN or no mass: let choice() raise its usual error
-        return int(rng.choice(p.shape[0], p=p))
-    cdf /= cdf[-1]
-    return int(cdf.searchsorted(rng.random(), side="right"))
-
-
-def _prior_from_row(row: np.ndarray) -> ModelPrior | None:
-    values = [None if np.isnan(v) else float(v) for v in row[:3]]
-    return None if all(v is None for v in values) else ModelPrior(*values)
