@@ -11,7 +11,6 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import asyncio
-import csv
 import hashlib
 import json
 import pickle
@@ -26,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from long_files import write_rows
 
 from adaptroute import LogStore, ModelSpec, RewardWeights, Router, load_policy, read_log
 from adaptroute.datasets import load_dataset, read_long, read_routerbench
@@ -210,28 +211,6 @@ def long_rows() -> list[dict[str, Any]]:
     ]
 
 
-def write_long_file(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> Path:
-    if path.suffix == ".csv":
-        with path.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(columns)
-            writer.writerows([["" if r.get(c) is None else r.get(c) for c in columns] for r in rows])
-    elif path.suffix == ".jsonl":
-        with path.open("w", encoding="utf-8") as fh:
-            for r in rows:
-                fh.write(json.dumps({c: r[c] for c in columns if c in r}) + "\n")  # NaN/Infinity literals kept
-    else:
-        data = {}
-        for c in columns:
-            values = [r.get(c) for r in rows]
-            kinds = {type(v) for v in values if v is not None}
-            if len(kinds) > 1 or (c in ("quality", "cost_usd", "latency_s") and kinds == {str}):
-                values = [None if v is None else str(v) for v in values]  # a column has one type in Parquet
-            data[c] = values
-        pq.write_table(pa.table(data), path)
-    return path
-
-
 def long_file(name: str, *, row: int | None = None, drop: str | None = None, append: dict[str, Any] | None = None, **changes: Any) -> Callable[[Env], Path]:
     """Setup: the good long-format rows with ``changes`` on data row ``row`` (1-based), or a column dropped."""
 
@@ -242,7 +221,7 @@ def long_file(name: str, *, row: int | None = None, drop: str | None = None, app
         if append is not None:
             rows.append({**rows[-1], **append})
         columns = [c for c in LONG_COLUMNS if c != drop]
-        env.files["data"] = write_long_file(env.path(name), rows, columns)
+        env.files["data"] = write_rows(env.path(name), rows, columns, omit_missing=True)
         return env.files["data"]
 
     return make

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adaptroute import ConfigError, ModelPrior, RewardWeights, UnknownModelError
+from adaptroute import ConfigError, RewardWeights, UnknownModelError
 from adaptroute.policy import Policy, load_policy, make_policy, save_policy
 from adaptroute.types import LoggedBatch, Observations, Outcome
 

@@ -8,19 +8,17 @@ monotone in each component, and scales linearly with the weights.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+
+from long_files import write_rows
 
 from adaptroute.config import RewardWeights
 from adaptroute.datasets import FullInfoDataset, longformat
@@ -90,27 +88,7 @@ def pivot(table: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def write(table: dict[str, Any], path: Path) -> Path:
-    rows, columns = table["rows"], table["columns"]
-    if path.suffix == ".csv":
-        with path.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(columns)
-            writer.writerows([["" if r.get(c) is None else r.get(c) for c in columns] for r in rows])
-    elif path.suffix == ".jsonl":
-        with path.open("w", encoding="utf-8") as fh:
-            for r in rows:
-                fh.write(json.dumps({c: r.get(c) for c in columns}) + "\n")
-    else:
-        data: dict[str, list[Any]] = {}
-        for c in columns:
-            values = [r.get(c) for r in rows]
-            kinds = {type(v) for v in values if v is not None}
-            if len(kinds) > 1:
-                values = [None if v is None else str(v) for v in values]  # one type per Parquet column
-            data[c] = values
-        pq.write_table(pa.table(data), path)
-    return path
-
+    return write_rows(path, table["rows"], table["columns"])
 
 def check_equal(got: FullInfoDataset, want: dict[str, Any]) -> None:
     assert list(got.prompt_ids) == want["prompt_ids"]

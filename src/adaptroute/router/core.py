@@ -7,7 +7,6 @@ import inspect
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ from ..store import LogStore, read_log
 from ..types import Attempt, Decision, ModelScore, RoutingRecord, check_quality
 from .calls import call_async, call_kwargs, call_sync
 from .cooldown import Cooldowns
-from .flow import Call, CallResult, FlowResult, Pause, RequestPlan, Score, route
+from .flow import Call, FlowResult, Pause, RequestPlan, Score, route
 from .models import PricedModel, resolve_models
 from .streaming import AsyncRoutedStream, RoutedStream, first_chunk_async, first_chunk_sync
 from .learning import Learner
