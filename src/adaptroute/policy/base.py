@@ -48,7 +48,7 @@ class Policy(ABC):
         self,
         *,
         weights: RewardWeights | None = None,
-        floor: float = 0.005,
+        floor: float = 0.001,
         prior_precision: float = 1.0,
         discount: float = 1.0,
         noise_prior_n: float = 2.0,
@@ -56,7 +56,7 @@ class Policy(ABC):
         seed: int = 0,
     ) -> None:
         if not 0.0 < floor < 1.0:
-            raise ConfigError(f"floor must be in (0, 1): it is the probability mass kept for exploration, got {floor}")
+            raise ConfigError(f"floor must be in (0, 1): it is the probability mass spread over all models, got {floor}")
         if not prior_precision > 0:
             raise ConfigError(f"prior_precision must be > 0, got {prior_precision}")
         if not 0.5 <= discount <= 1.0:
