@@ -35,7 +35,9 @@ class ArmModels:
         self.P = np.zeros((0, 0, 0))  # precision (prior + data)
         self.Pinv = np.zeros((0, 0, 0))
         self.B = np.zeros((0, 0, n_targets))  # sum x y^T (data only; the prior term is added live)
-        self.theta = np.zeros((0, 0, n_targets))  # Pinv @ B, cached for fast predictions
+        # Pinv @ B per model, cached for fast predictions; laid out (d, K, T) so that x @ theta.reshape(d, -1)
+        # predicts every target of every model in one GEMV.
+        self.theta = np.zeros((0, 0, n_targets))
         self.yy = np.zeros((0, n_targets))  # sum y^2
         self.n = np.zeros(0)  # (discounted) observation count
         self.ssr = np.zeros((0, n_targets))  # ridge residual: sum y^2 - theta.B (see refresh)
@@ -51,7 +53,7 @@ class ArmModels:
         self.P = np.concatenate([self.P, (self.lam * np.eye(d))[None]])
         self.Pinv = np.concatenate([self.Pinv, (np.eye(d) / self.lam)[None]])
         self.B = np.concatenate([self.B, np.zeros((1, d, t))])
-        self.theta = np.concatenate([self.theta, np.zeros((1, d, t))])
+        self.theta = np.concatenate([self.theta, np.zeros((d, 1, t))], axis=1)
         self.yy = np.concatenate([self.yy, np.zeros((1, t))])
         self.n = np.append(self.n, 0.0)
         self.ssr = np.concatenate([self.ssr, np.zeros((1, t))])
@@ -74,7 +76,7 @@ class ArmModels:
         pad = ((0, 0), (0, extra), (0, 0))
         self.P, self.Pinv = P, Pinv
         self.B = np.pad(self.B, pad)
-        self.theta = np.pad(self.theta, pad)
+        self.theta = np.pad(self.theta, ((0, extra), (0, 0), (0, 0)))
         self.dim = dim
 
     # -- predictions ------------------------------------------------------------------------------
@@ -82,10 +84,11 @@ class ArmModels:
         """Posterior mean of every target for every model, (K, T), and x^T P^-1 x, (K,)."""
         k, d = self.n_arms, self.dim
         v = (self.Pinv.reshape(k * d, d) @ x).reshape(k, d)  # one GEMV for all models
-        u2 = v @ x
-        mean = x @ self.theta
-        mean += (self.lam * v[:, 0])[:, None] * prior_mean  # the prior mean's pull, added live
-        return mean, np.maximum(u2, 0.0)
+        mean = (x @ self.theta.reshape(d, -1)).reshape(k, self.n_targets)  # and one for every mean
+        # The prior mean mu0 sits on the bias coordinate: its pull on the posterior mean is
+        # lam (P^-1 x)_0 mu0, added live because the pooled prior moves with every observation.
+        mean += (self.lam * v[:, :1]) * prior_mean
+        return mean, np.maximum(v @ x, 0.0)
 
     # -- learning ---------------------------------------------------------------------------------
     def update(self, arm: int, x: np.ndarray, y: np.ndarray) -> None:
@@ -93,9 +96,10 @@ class ArmModels:
         g = self.discount
         if g < 1.0:
             self._decay(arm, g)
-        P, Pinv, theta = self.P[arm], self.Pinv[arm], self.theta[arm]
+        P, Pinv, theta = self.P[arm], self.Pinv[arm], self.theta[:, arm]
         P += _outer(x, x)
-        self.B[arm] += np.outer(x, y)
+        B = self.B[arm]
+        B += x[:, None] * y
         self.yy[arm] += y * y
         self.n[arm] += 1.0
         self._since_inverse[arm] += 1
@@ -104,10 +108,10 @@ class ArmModels:
             self.refresh(arm)
             return
         v = Pinv @ x
-        gain = v / (1.0 + v @ x)
+        gain = v / (1.0 + float(v @ x))
         Pinv -= _outer(gain, v)
-        theta += np.outer(gain, y - x @ theta)
-        self.ssr[arm] = self.yy[arm] - np.einsum("dt,dt->t", theta, self.B[arm])
+        theta += gain[:, None] * (y - x @ theta)
+        self.ssr[arm] = self.yy[arm] - np.add.reduce(theta * B, axis=0)
 
     def shift_targets(self, arm: int, x: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
         """Replace an already-learned observation's targets (late feedback): P is unchanged."""
@@ -142,5 +146,6 @@ class ArmModels:
         normal-inverse-gamma posterior of the noise variance uses); it depends on this model's
         statistics alone, so online and batch learning agree exactly.
         """
-        self.theta[arm] = self.Pinv[arm] @ self.B[arm]
-        self.ssr[arm] = self.yy[arm] - np.einsum("dt,dt->t", self.theta[arm], self.B[arm])
+        theta = self.Pinv[arm] @ self.B[arm]
+        self.theta[:, arm] = theta
+        self.ssr[arm] = self.yy[arm] - np.einsum("dt,dt->t", theta, self.B[arm])

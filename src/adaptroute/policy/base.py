@@ -9,6 +9,7 @@ is ever 0.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -19,7 +20,7 @@ from ..config import RewardWeights
 from ..errors import ConfigError, UnknownModelError
 from ..types import TARGETS, LoggedBatch, Outcome
 from .arms import ArmModels
-from .decide import _draw, _shrink_quality
+from .decide import _draw, _shrink_quality, _shrink_quality_one
 from .records import BatchPrediction, ModelPrior, Prediction, _prior_from_row
 
 __all__ = ["BatchPrediction", "ModelPrior", "Policy", "Prediction"]
@@ -30,6 +31,13 @@ _T = len(TARGETS)
 # _prior_and_noise).
 _DEFAULT_VARIANCE = np.array([0.25, 0.0, 0.0, 0.25])
 _DEFAULT_MEAN = np.array([0.5, 0.0, 0.0, 0.0])
+
+
+@dataclass(frozen=True)
+class _DecisionState:
+    prior: np.ndarray  # (K, T) prior means
+    noise: np.ndarray  # (K, T) noise variances
+    tried: np.ndarray  # indices of the models observed at least once
 
 
 class Policy(ABC):
@@ -84,7 +92,7 @@ class Policy(ABC):
         self._count = 0.0
         # (names, their arm indices or None when they are every model in arm order)
         self._eligible_cache: tuple[tuple[str, ...] | None, np.ndarray | None] = (None, None)
-        self._derived: tuple[np.ndarray, np.ndarray] | None = None  # (prior means, noise), until next change
+        self._derived: _DecisionState | None = None  # until the next change of state
 
     def _changed(self) -> None:
         self._derived = None
@@ -161,23 +169,34 @@ class Policy(ABC):
 
     # -- priors and noise -------------------------------------------------------------------------
     def _prior_and_noise(self) -> tuple[np.ndarray, np.ndarray]:
-        """(K, T) prior means and (K, T) noise variances, cached until the next change of state.
+        """(K, T) prior means and (K, T) noise variances, cached until the next change of state."""
+        state = self._decision_state()
+        return state.prior, state.noise
+
+    def _decision_state(self) -> _DecisionState:
+        """What every decision needs and only learning changes, computed once per change of state.
 
         Prior: configured where set, else the pooled mean of every observation, else defaults.
         Noise: each model's residual variance shrunk toward the pooled one by noise_prior_n pseudo-counts.
         """
         if self._derived is None:
             pooled_mean = self._sum / self._count if self._count > 0 else _DEFAULT_MEAN
-            prior = np.where(np.isnan(self._configured), pooled_mean, self._configured)
+            configured = self._configured
+            prior = np.where(configured != configured, pooled_mean, configured)  # NaN: not configured
             arms, n0 = self._arms, self.noise_prior_n
             ssr = np.maximum(arms.ssr, 0.0)
             # np.add.reduce: the same sums as .mean()/.sum(), without their Python wrappers (this runs after
             # every update)
-            typical = np.add.reduce(prior, axis=0) / prior.shape[0]
-            default = np.where(_DEFAULT_VARIANCE > 0, _DEFAULT_VARIANCE, 0.25 * typical**2)
-            pooled = (n0 * default + np.add.reduce(ssr, axis=0)) / (n0 + np.add.reduce(arms.n))
-            noise = (n0 * pooled + ssr) / np.maximum(n0 + arms.n, 1e-12)[:, None]
-            self._derived = (prior, noise)
+            typical = np.add.reduce(prior, axis=0)
+            typical *= typical * (0.25 / prior.shape[0] ** 2)
+            default = np.where(_DEFAULT_VARIANCE > 0, _DEFAULT_VARIANCE, typical)
+            # n0 pseudo-observations of the pooled residual variance, then each model's own residuals
+            pseudo = n0 * default
+            pseudo += np.add.reduce(ssr, axis=0)
+            pseudo *= n0 / (n0 + float(np.add.reduce(arms.n)))
+            noise = (pseudo + ssr) / np.maximum(n0 + arms.n, 1e-12)[:, None]
+            tried = (arms.n >= 1).nonzero()[0]
+            self._derived = _DecisionState(prior, noise, tried)
         return self._derived
 
     # -- decisions --------------------------------------------------------------------------------
@@ -186,6 +205,7 @@ class Policy(ABC):
         d = self._arms.dim
         if x.shape[0] > d:
             self._arms.grow(x.shape[0])
+            self._changed()
         elif x.shape[0] < d:
             x = np.concatenate([x, np.zeros(d - x.shape[0])])
         return x
@@ -205,15 +225,18 @@ class Policy(ABC):
 
     def _reward_stats(self, x: np.ndarray, idx: np.ndarray | None) -> tuple[np.ndarray, ...]:
         """Predicted components, reward mean and sd, and reward bounds of the models at ``idx``."""
-        prior, noise = self._prior_and_noise()
-        mean, u2 = self._arms.predict(x, prior)
-        counts = self._arms.n
+        state = self._decision_state()
+        mean, u2 = self._arms.predict(x, state.prior)
+        noise = state.noise
         if idx is not None:
-            mean, u2, noise, counts = mean[idx], u2[idx], noise[idx], counts[idx]
+            mean, u2, noise = mean[idx], u2[idx], noise[idx]
         w, w2 = self._weight_vectors()
         variance = u2[:, None] * noise  # posterior variance of each predicted component
         if self.shrinkage:
-            _shrink_quality(mean, variance, counts)
+            if idx is None:
+                _shrink_quality_one(mean, variance, state.tried)
+            else:
+                _shrink_quality(mean, variance, self._arms.n[idx])
         reward = mean @ w
         sd = np.sqrt(variance @ w2)
         low, high = self._reward_bounds(mean, variance)
@@ -262,7 +285,7 @@ class Policy(ABC):
             prior, noise = prior[idx], noise[idx]
             # Every model's matrices side by side: one GEMM per chunk instead of one per model.
             Pflat = self._arms.Pinv[idx].transpose(1, 0, 2).reshape(d, k * d)
-            theta = self._arms.theta[idx].transpose(1, 0, 2).reshape(d, k * _T)
+            theta = self._arms.theta[:, idx].reshape(d, k * _T)
             lam = self._arms.lam
             w = self.weights.vector()
             counts = self._arms.n[idx]
@@ -323,11 +346,13 @@ class Policy(ABC):
         k = p.shape[0]
         if k == 1:
             return np.ones(1)
-        per_model = self.floor / k
         p = np.maximum(p, 0.0)
-        total = np.add.reduce(p)
-        p = p / total if total > 0 else np.full(k, 1.0 / k)
-        return per_model + (1.0 - self.floor) * p
+        total = float(np.add.reduce(p))
+        if not total > 0:
+            p, total = np.ones(k), float(k)
+        p *= (1.0 - self.floor) / total
+        p += self.floor / k
+        return p
 
     @abstractmethod
     def _probabilities(self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:

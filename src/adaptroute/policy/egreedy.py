@@ -27,8 +27,9 @@ class EpsilonGreedy(Policy):
         return {**super().params(), "epsilon": self.epsilon}
 
     def _probabilities(self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-        best = reward >= reward.max() - 1e-12
-        return self.epsilon / reward.shape[0] + (1.0 - self.epsilon) * best / best.sum()
+        # ufunc reductions rather than .max()/.sum(): same result without the method wrappers' overhead
+        best = reward >= float(np.maximum.reduce(reward)) - 1e-12
+        return best * ((1.0 - self.epsilon) / int(np.add.reduce(best))) + self.epsilon / reward.shape[0]
 
     def _probabilities_batch(
         self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray, mask: np.ndarray

@@ -30,9 +30,12 @@ class LinUCB(Policy):
         return {**super().params(), "alpha": self.alpha}
 
     def _probabilities(self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-        score = np.minimum(reward + self.alpha * sd, high)
-        best = score >= score.max() - 1e-12
-        return best / best.sum()
+        score = self.alpha * sd
+        score += reward
+        np.minimum(score, high, out=score)
+        # ufunc reductions rather than .max()/.sum(): same result without the method wrappers' overhead
+        best = score >= float(np.maximum.reduce(score)) - 1e-12
+        return best / int(np.add.reduce(best))
 
     def _probabilities_batch(
         self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray, mask: np.ndarray

@@ -124,6 +124,7 @@ def _build(source: Path, header: Any, arrays: dict[str, np.ndarray]) -> tuple[Po
             arms.set_statistics(i, P[i] - eye, B[i], arrays["yy"][i], float(arrays["n"][i]))
         except np.linalg.LinAlgError:
             raise bad(f"precision matrix of {models[i]!r} is singular") from None
+    policy._changed()
     policy.version = version
     metadata = header.get("metadata") or {}
     if not isinstance(metadata, dict):

@@ -50,35 +50,40 @@ def win_probabilities(
     if bounded:
         mean = np.minimum(np.maximum(mean, low), high)
     best = int(mean.argmax())
-    gap = (mean - mean[best]) / np.sqrt(s * s + s[best] * s[best])
-    keep = gap > _PRUNE_Z
+    s_best = float(s[best])
+    keep = mean - float(mean[best]) > _PRUNE_Z * np.sqrt(s * s + s_best * s_best)
     if bounded:
-        keep &= high > low[best]  # cannot beat the leader's worst case: out of the race
+        keep &= high > float(low[best])  # cannot beat the leader's worst case: out of the race
     contenders = keep.nonzero()[0]
-    if contenders.shape[0] <= 1:
+    c = contenders.shape[0]
+    if c <= 1:
         out = np.zeros(k)
         out[best] = 1.0
         return out
-    if contenders.shape[0] == k:
-        contenders = None
-    else:
+    if c < k:
         mean, s = mean[contenders], s[contenders]
         if bounded:
             low, high = low[contenders], high[contenders]
-    # z[a, j, b] = (draw_aj - mean_b) / s_b: where a's j-th quadrature draw sits in b's distribution.
-    draws = mean[:, None] + s[:, None] * _NODES
+    # Laid out as z[b, a, j] = (draw_aj - mean_b) / s_b, where a's j-th quadrature draw sits in b's
+    # distribution: the product over b then runs over the first axis, on contiguous rows (several
+    # times faster than reducing a short last axis).
+    draws = s[:, None] * _NODES
+    draws += mean[:, None]
+    inv_s = 1.0 / s
     if bounded:
-        draws = np.minimum(np.maximum(draws, low[:, None]), high[:, None])
-    z = np.subtract.outer(draws, mean)
-    z /= s
+        np.minimum(np.maximum(draws, low[:, None], out=draws), high[:, None], out=draws)
+        above = draws >= high[:, None, None]  # b's clipped draw can never exceed its best case
+        below = draws < low[:, None, None]
+    z = draws * inv_s[:, None, None]
+    z -= (mean * inv_s)[:, None, None]
     cdf = _normal_cdf(z)
     if bounded:
-        np.copyto(cdf, 1.0, where=np.greater_equal.outer(draws, high))  # b's draw can never exceed its best case
-        np.copyto(cdf, 0.0, where=np.less.outer(draws, low))
-    diag = np.arange(mean.shape[0])
-    cdf[diag, :, diag] = 1.0  # a model never has to beat itself
-    p = np.multiply.reduce(cdf, axis=2) @ _WEIGHTS
-    if contenders is None:
+        np.copyto(cdf, 1.0, where=above)
+        np.copyto(cdf, 0.0, where=below)
+    diag = np.arange(c)
+    cdf[diag, diag] = 1.0  # a model never has to beat itself
+    p = np.multiply.reduce(cdf, axis=0) @ _WEIGHTS
+    if c == k:
         return p
     out = np.zeros(k)
     out[contenders] = p
