@@ -218,3 +218,39 @@ def test_discounting_forgets_a_degraded_model() -> None:
         for _ in range(60):
             policy.update(x, "a", Outcome(0.3, 0.0, 0.0))  # provider a degrades
     assert forgetful.predict(x).means[0, 0] < 0.5 < kept.predict(x).means[0, 0]
+
+
+@pytest.mark.parametrize("true_precision", [0.5, 5.0, 50.0])
+def test_evidence_recovers_the_prior_precision_that_generated_the_data(true_precision: float) -> None:
+    """Coefficients drawn with prior precision lam (noise sd 0.1): the evidence maximum lands within a
+    factor of 3 of lam, for precisions two decades apart."""
+    from adaptroute.policy.evidence import select_prior_precision
+
+    rng = np.random.default_rng(11)
+    sigma, d = 0.1, 12
+    groups = []
+    for _ in range(6):  # six models sharing the precision
+        X = contexts(400, d=d, seed=int(rng.integers(1 << 30)))
+        theta = rng.normal(0.0, sigma / np.sqrt(true_precision), d)
+        theta[0] += 0.5  # the prior mean sits on the bias coordinate
+        groups.append((X, X @ theta + rng.normal(0.0, sigma, X.shape[0]), 0.5))
+    chosen = select_prior_precision(groups)
+    assert true_precision / 3 <= chosen <= true_precision * 3, chosen
+
+
+def test_fit_selects_the_prior_precision_only_when_asked(name: str) -> None:
+    online = trained(name, steps=200, seed=4)
+    X = contexts(200, seed=4)
+    rng = np.random.default_rng(4)
+    chosen = [int(i) for i in rng.integers(0, len(MODELS), 200)]
+    outcomes = [Outcome(float(rng.random() < TRUE_QUALITY[MODELS[k]]), PRICE[MODELS[k]], 0.5) for k in chosen]
+    batch = _batch(X, online.models, chosen, outcomes)
+    retrained = online.clone()
+    retrained.fit(batch)
+    assert retrained.prior_precision == online.prior_precision  # a retrain reproduces: nothing re-chosen
+    warm = online.clone()
+    warm.fit(batch, select_prior=True)
+    assert warm.prior_precision != online.prior_precision  # qualities that barely depend on x: shrink hard
+    assert warm.prior_precision > online.prior_precision
+    clone = warm.clone()
+    assert clone.prior_precision == warm.prior_precision  # and it is a parameter like the others

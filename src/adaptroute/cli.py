@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="replay full-information benchmark data through a policy")
     sim.add_argument("data", help="RouterBench CSV / folder, or long-format parquet/CSV/JSONL")
     sim.add_argument("--passes", type=int, default=1)
-    sim.add_argument("--warm-start", dest="warm_start", help="full-information data to fit the policy on first")
+    sim.add_argument("--warm-start", dest="warm_start",
+                     help="full-information data to fit the policy on first (its prior precision chosen by evidence)")
     sim.add_argument("--allow-pickle", action="store_true",
                      help="allow reading RouterBench's pandas pickle: unpickling runs code from the file, so only for files you trust")
     _add_common(sim)

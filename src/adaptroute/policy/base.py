@@ -21,6 +21,7 @@ from ..errors import ConfigError, UnknownModelError
 from ..types import TARGETS, LoggedBatch, Outcome
 from .arms import ArmModels
 from .decide import _draw, _shrink_quality, _shrink_quality_one
+from .evidence import select_prior_precision
 from .records import BatchPrediction, ModelPrior, Prediction, _prior_from_row
 
 __all__ = ["BatchPrediction", "ModelPrior", "Policy", "Prediction"]
@@ -383,14 +384,39 @@ class Policy(ABC):
             self._arms.shift_targets(arm, x, delta_old, delta_new)
             self._changed()
 
-    def fit(self, batch: LoggedBatch) -> None:
-        """Forget learned state, then learn every observation of ``batch`` (retrain, warm start)."""
+    def fit(self, batch: LoggedBatch, *, select_prior: bool = False) -> None:
+        """Forget learned state, then learn every observation of ``batch`` (retrain, warm start).
+
+        With ``select_prior``, the prior precision is first set to the value the batch's quality
+        outcomes support best (maximum evidence, see policy.evidence): for a warm start from plenty of
+        data. A retrain leaves it alone, so that it reproduces the online state.
+        """
         with self._lock:
             configured = {m: _prior_from_row(self._configured[i]) for m, i in self._models.items()}
+            if select_prior:
+                self.prior_precision = self._evidence_prior_precision(batch, configured)
             self._reset_state()
             for model, prior in configured.items():
                 self.add_model(model, prior)
             self.partial_fit(batch)
+
+    @staticmethod
+    def _evidence_prior_precision(batch: LoggedBatch, configured: dict[str, ModelPrior | None]) -> float:
+        """The prior precision with the most evidence from ``batch``'s quality outcomes, per model
+        centred on its configured quality prior, else on the pooled mean (as the policy's prior is)."""
+        obs = batch.observations
+        known = ~np.isnan(obs.quality)
+        if not known.any():
+            return 1.0
+        features = np.asarray(batch.features, dtype=float)
+        pooled = float(obs.quality[known].mean())
+        groups = []
+        for k, model in enumerate(batch.models):
+            rows = known & (obs.model == k)
+            prior = configured.get(model)
+            centre = prior.quality if prior is not None and prior.quality is not None else pooled
+            groups.append((features[obs.row[rows]], obs.quality[rows], centre))
+        return select_prior_precision(groups)
 
     def partial_fit(self, batch: LoggedBatch) -> None:
         """Learn every observation of ``batch`` on top of the current state, as if one by one."""

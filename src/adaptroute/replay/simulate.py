@@ -96,7 +96,7 @@ def simulate(
         if missing:
             raise DatasetError(f"warm-start data {warm_start.source} lacks models {missing}")
         warm = warm_start.select_models(data.models)
-        agent.fit(warm.as_batch(featurize(featurizer, warm)))
+        agent.fit(warm.as_batch(featurize(featurizer, warm)), select_prior=True)
     X = featurize(featurizer, data)
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(len(data)) for _ in range(passes)])
