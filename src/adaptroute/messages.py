@@ -8,7 +8,7 @@ from typing import Any
 
 from .errors import InvalidMessagesError
 
-__all__ = ["prompt_hash", "prompt_text", "validate_messages"]
+__all__ = ["PromptHasher", "prompt_hash", "prompt_text", "validate_messages"]
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -62,3 +62,18 @@ def prompt_text(messages: Sequence[dict[str, Any]]) -> tuple[str, int]:
 def prompt_hash(text: str, key: bytes) -> str:
     """Keyed hash (HMAC-SHA256) of a prompt: lets the log deduplicate prompts without storing them."""
     return hmac.digest(key, text.encode("utf-8", "replace"), "sha256").hex()  # one-shot C path, same digest
+
+
+class PromptHasher:
+    """prompt_hash(text, key) with the keyed HMAC-SHA256 state set up once: copying it per
+    prompt skips OpenSSL's per-call digest set-up (~3 µs warm, ~30 µs right after a litellm call)."""
+
+    __slots__ = ("_keyed",)
+
+    def __init__(self, key: bytes) -> None:
+        self._keyed = hmac.new(key, digestmod="sha256")  # never updated itself: copies are thread-safe
+
+    def __call__(self, text: str) -> str:
+        h = self._keyed.copy()
+        h.update(text.encode("utf-8", "replace"))
+        return h.hexdigest()

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from .flow import Call, CallResult
+from .models import PricedModel
 
-__all__ = ["call_async", "call_sync", "litellm"]
+__all__ = ["CallDefaults", "call_async", "call_defaults", "call_kwargs", "call_sync", "litellm"]
 
 _module: Any = None
 
@@ -28,18 +30,34 @@ def litellm() -> Any:
     return _module
 
 
-def call_kwargs(call: Call, messages: list[dict[str, Any]], user_kwargs: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-    """Defaults < the model's ModelSpec parameters < what the caller passed for this request."""
-    kwargs = {
-        "timeout": timeout_s,
+@dataclass(frozen=True, slots=True)
+class CallDefaults:
+    """What every call to one model starts from, built once per router rather than per call (reading a
+    ModelSpec's extra parameters copies them)."""
+
+    params: dict[str, Any]  # timeout, max_retries=0, the ModelSpec's parameters, model
+    timeout_s: float  # what a timeout of None becomes
+
+
+def call_defaults(model: PricedModel, timeout_s: float) -> CallDefaults:
+    """Defaults < the model's ModelSpec parameters; a numeric ModelSpec timeout replaces the router's."""
+    params = model.spec.call_params
+    own = params.get("timeout")
+    timeout = float(own) if isinstance(own, (int, float)) else timeout_s
+    base = {
+        "timeout": timeout,
         "max_retries": 0,  # the router retries and falls back itself, quickly and visibly
-        **call.model.spec.call_params,
-        **user_kwargs,
-        "model": call.model.spec.target,
-        "messages": messages,
+        **params,
+        "model": model.spec.target,
     }
+    return CallDefaults(base, timeout)
+
+
+def call_kwargs(defaults: CallDefaults, messages: list[dict[str, Any]], user_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The model's defaults < what the caller passed for this request; model and messages are ours."""
+    kwargs = {**defaults.params, **user_kwargs, "model": defaults.params["model"], "messages": messages}
     if kwargs["timeout"] is None:  # litellm reads None as its own default (6000 s): never on a request path
-        kwargs["timeout"] = timeout_s
+        kwargs["timeout"] = defaults.timeout_s
     return kwargs
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
+import os
 import threading
 import time
-import uuid
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,11 +17,11 @@ import numpy as np
 from ..config import SECRET_PARAM_NAMES, ModelSpec, RewardWeights, RouterSettings
 from ..errors import AllModelsFailedError, ConfigError, NoEligibleModelError, PolicyStateError, UnknownDecisionError
 from ..features import Featurizer, HashingFeaturizer
-from ..messages import prompt_hash, prompt_text, validate_messages
+from ..messages import PromptHasher, prompt_text, validate_messages
 from ..policy import Policy, Prediction, load_policy, make_policy, save_policy
 from ..store import LogStore, read_log
 from ..types import Attempt, Decision, ModelScore, RoutingRecord, check_quality
-from .calls import call_async, call_kwargs, call_sync
+from .calls import call_async, call_defaults, call_kwargs, call_sync
 from .cooldown import Cooldowns
 from .flow import Call, FlowResult, Pause, RequestPlan, Score, route
 from .models import PricedModel, resolve_models
@@ -31,6 +32,7 @@ __all__ = ["Router"]
 
 DEFAULT_TASK = "default"
 _CHARS_PER_TOKEN = 4  # rough, provider-independent: only used to skip models whose window is too small
+_UNIFORM_BATCH = 64  # uniform numbers drawn from the router's RNG at a time (the same stream as one by one)
 
 
 @dataclass(slots=True)
@@ -76,6 +78,11 @@ class Router:
         if scorer is not None and not callable(scorer):
             raise ConfigError("scorer must be callable: scorer(messages, response) -> float in [0, 1] or bool")
         self._models: dict[str, PricedModel] = resolve_models(models)
+        self._names = tuple(self._models)
+        windows = [m.max_input_tokens for m in self._models.values()]
+        # Prompts up to this many tokens fit every model: no per-call filtering by context window.
+        self._fits_all = math.inf if None in windows else min(windows)  # type: ignore[type-var]
+        self._call_defaults = {n: call_defaults(m, self.settings.timeout_s) for n, m in self._models.items()}
         self._featurizer: Featurizer = featurizer or HashingFeaturizer()
         if isinstance(policy, Policy):
             chosen_policy = policy
@@ -89,6 +96,7 @@ class Router:
         self._scorer_takes_model = _takes_model(scorer)
         self._rng = np.random.default_rng(seed)
         self._rng_lock = threading.Lock()
+        self._uniforms: list[float] = []  # drawn ahead, in reverse order (pop() takes the next one)
         self._cooldowns = Cooldowns(self.settings.cooldown_s, self.settings.cooldown_after)
         self._secrets = tuple(s for m in self._models.values() for s in m.spec.secrets)
         self._owns_store = not isinstance(store, LogStore)
@@ -104,6 +112,7 @@ class Router:
             )
         )
         self._learner = Learner(chosen_policy, self._store, self.settings.pending_feedback)
+        self._prompt_hash = PromptHasher(self._store.hash_key)
         self._refresh_priors()
 
     # -- configuration ----------------------------------------------------------------------------
@@ -149,15 +158,12 @@ class Router:
         eligible = self._eligible(len(text) // _CHARS_PER_TOKEN)
         policy = self._learner.policy
         prediction = policy.predict(x, eligible)
-        probs = prediction.probabilities
-        with self._rng_lock:
-            u = self._rng.random()
-        k = min(int(probs.cumsum().searchsorted(u * probs.sum(), side="right")), len(probs) - 1)
+        p_list = prediction.probabilities.tolist()  # Python floats in one call (not float() on each NumPy scalar)
+        k = self._draw(p_list)
         chosen = prediction.models[k]
-        scores = _scores(prediction)
-        p_list = probs.tolist()  # Python floats in one call (not float() on each NumPy scalar)
+        scores = _scores(prediction, p_list)
         decision = Decision(
-            id=uuid.uuid4().hex,
+            id=_new_id(),
             ts=time.time(),
             task=task,
             features=x.astype(np.float32),
@@ -167,24 +173,46 @@ class Router:
             propensity=p_list[k],
             policy_name=policy.name,
             policy_version=policy.version,
-            prompt_hash=prompt_hash(text, self._store.hash_key),
+            prompt_hash=self._prompt_hash(text),
             prompt_text=text if self.settings.store_prompts else None,
         )
         self._store.add_decision(decision)  # before the call: (x, chosen, propensity) survive a failure
-        order = np.argsort(-prediction.reward, kind="stable").tolist()
         plan = RequestPlan(
             decision_id=decision.id,
             chosen=chosen,
-            ranking=[chosen] + [prediction.models[i] for i in order if prediction.models[i] != chosen],
-            predicted_quality={s.model: s.quality for s in scores},
+            chosen_index=k,
+            scores=scores,
             models=self._models,
             secrets=self._secrets + _secrets_in(kwargs),
             scored=self.scorer is not None and not kwargs.get("stream"),
         )
         return _Request(decision, plan, checked, kwargs, scores, policy.version, time.perf_counter(), [])
 
-    def _eligible(self, approx_tokens: int) -> list[str]:
-        fits = [m for m, p in self._models.items() if p.max_input_tokens is None or p.max_input_tokens >= approx_tokens]
+    def _draw(self, p: list[float]) -> int:
+        """Index i drawn with probability p[i] from one uniform number of the router's RNG: the index
+        np.searchsorted(np.cumsum(p), u * sum(p), side="right") gives, without NumPy's per-call cost."""
+        target = self._uniform() * sum(p)
+        cumulative = 0.0
+        for i, pi in enumerate(p):
+            cumulative += pi
+            if cumulative > target:
+                return i
+        return len(p) - 1  # rounding: u * sum(p) at or above the last cumulative sum
+
+    def _uniform(self) -> float:
+        """The RNG's next uniform number in [0, 1); drawn in batches, which give the same numbers as one
+        call per decision for a fraction of the cost."""
+        with self._rng_lock:
+            if not self._uniforms:
+                self._uniforms = self._rng.random(_UNIFORM_BATCH).tolist()[::-1]
+            return self._uniforms.pop()
+
+    def _eligible(self, approx_tokens: int) -> Sequence[str]:
+        if approx_tokens <= self._fits_all:  # the usual case: every model's window is large enough
+            fits: Sequence[str] = self._names
+        else:
+            fits = [m for m, p in self._models.items()
+                    if p.max_input_tokens is None or p.max_input_tokens >= approx_tokens]
         if not fits:
             raise NoEligibleModelError(
                 f"the prompt (~{approx_tokens} tokens) exceeds every model's context window "
@@ -219,7 +247,7 @@ class Router:
             reply, error = None, None
             request.pending = step
             if isinstance(step, Call):
-                kwargs = call_kwargs(step, request.messages, request.kwargs, self._timeout(step))
+                kwargs = call_kwargs(self._call_defaults[step.model.name], request.messages, request.kwargs)
                 reply = first_chunk_sync(step, kwargs) if request.kwargs.get("stream") else call_sync(step, kwargs)
                 request.ends.append(time.perf_counter() - request.started)
             elif isinstance(step, Score):
@@ -271,7 +299,7 @@ class Router:
             reply, error = None, None
             request.pending = step
             if isinstance(step, Call):
-                kwargs = call_kwargs(step, request.messages, request.kwargs, self._timeout(step))
+                kwargs = call_kwargs(self._call_defaults[step.model.name], request.messages, request.kwargs)
                 stream = request.kwargs.get("stream")
                 reply = await (first_chunk_async(step, kwargs) if stream else call_async(step, kwargs))
                 request.ends.append(time.perf_counter() - request.started)
@@ -294,10 +322,6 @@ class Router:
         if self._scorer_takes_model:
             return self.scorer(messages, response, model=model)
         return self.scorer(messages, response)
-
-    def _timeout(self, call: Call) -> float:
-        own = call.model.spec.call_params.get("timeout")
-        return float(own) if isinstance(own, (int, float)) else self.settings.timeout_s
 
     # -- the outcome ------------------------------------------------------------------------------
     def record(self, request: _Request, outcome: FlowResult) -> RoutingRecord:
@@ -406,11 +430,20 @@ class Router:
         return f"Router(models={list(self._models)}, policy={self.policy!r}, store={self._store.path!r})"
 
 
-def _scores(prediction: Prediction) -> tuple[ModelScore, ...]:
+def _scores(prediction: Prediction, probs: list[float] | None = None) -> tuple[ModelScore, ...]:
     """Every eligible model's predicted components, reward, sd and probability, as Python floats."""
-    means, reward = prediction.means.tolist(), prediction.reward.tolist()
-    sd, probs = prediction.sd.tolist(), prediction.probabilities.tolist()
-    return tuple(ModelScore(m, *means[i], reward[i], sd[i], probs[i]) for i, m in enumerate(prediction.models))
+    means, reward, sd = prediction.means.tolist(), prediction.reward.tolist(), prediction.sd.tolist()
+    probs = prediction.probabilities.tolist() if probs is None else probs
+    rows = zip(prediction.models, means, reward, sd, probs)
+    return tuple([ModelScore(m, *mean, r, s, p) for m, mean, r, s, p in rows])
+
+
+def _new_id() -> str:
+    """A random version-4 UUID as 32 hex digits: uuid.uuid4().hex without building a UUID object."""
+    n = int.from_bytes(os.urandom(16), "big")
+    n = (n & ~(0xF000 << 64)) | (4 << 76)  # version 4
+    n = (n & ~(0xC000 << 48)) | (0x8000 << 48)  # RFC 4122 variant
+    return f"{n:032x}"
 
 
 def _check_task(task: object) -> str:
@@ -433,4 +466,6 @@ def _takes_model(scorer: Any) -> bool:
 
 def _secrets_in(kwargs: dict[str, Any]) -> tuple[str, ...]:
     """Per-call secret parameters (api_key, azure_ad_token, aws_secret_access_key, ...), as for ModelSpec."""
+    if not SECRET_PARAM_NAMES.intersection(kwargs):  # the usual case, checked without a Python loop
+        return ()
     return tuple(str(value) for key, value in kwargs.items() if key in SECRET_PARAM_NAMES and value)

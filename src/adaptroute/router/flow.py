@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import RouterSettings
-from ..types import Attempt, AttemptRole
+from ..types import Attempt, AttemptRole, ModelScore
 from .cooldown import Cooldowns
 from .failures import Failure, classify
 from .models import PricedModel
@@ -50,15 +50,32 @@ class Pause:
 
 @dataclass(slots=True)
 class RequestPlan:
-    """What the decision fixed before any call: the drawn model and the fallback order."""
+    """What the decision fixed before any call: the drawn model and the policy's predictions, from
+    which the fallback order and the escalation candidates follow."""
 
     decision_id: str
     chosen: str
-    ranking: list[str]  # every eligible model, best predicted reward first
-    predicted_quality: dict[str, float]
+    chosen_index: int  # in scores
+    scores: tuple[ModelScore, ...]  # every eligible model, in the policy's order
     models: dict[str, PricedModel]
     secrets: tuple[str, ...]
     scored: bool  # a scorer is configured (sync calls score inline; streams are scored at the end)
+    _ranking: list[str] | None = None
+    _quality: dict[str, float] | None = None
+
+    # Both built on first use: most requests succeed on the drawn model and never need them.
+    @property
+    def ranking(self) -> list[str]:
+        """Every eligible model: the drawn one, then the others by predicted reward, best first."""
+        if self._ranking is None:
+            self._ranking = _ranking(self.scores, self.chosen_index)
+        return self._ranking
+
+    @property
+    def predicted_quality(self) -> dict[str, float]:
+        if self._quality is None:
+            self._quality = {s.model: s.quality for s in self.scores}
+        return self._quality
 
 
 @dataclass(slots=True)
@@ -72,7 +89,10 @@ class FlowResult:
 
 
 def _tokens(response: Any) -> tuple[int, int]:
-    usage = getattr(response, "usage", None)
+    # litellm keeps ``usage`` among pydantic's extra fields, where plain attribute access goes through
+    # pydantic's __getattr__ (~2 µs): read the extras dict first.
+    extra = getattr(response, "__pydantic_extra__", None)
+    usage = extra.get("usage") if isinstance(extra, dict) and "usage" in extra else getattr(response, "usage", None)
     if usage is None:
         return 0, 0
     return int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
@@ -138,6 +158,14 @@ def route(
         retries_left = settings.retries
     out.returned_seq = _best_answer(out)
     return out
+
+
+def _ranking(scores: tuple[ModelScore, ...], chosen: int) -> list[str]:
+    """The drawn model, then the others by predicted reward, best first (ties keep the policy's order,
+    NaN last: the order of a stable argsort of -reward)."""
+    reward = [-math.inf if math.isnan(s.reward) else s.reward for s in scores]
+    order = sorted(range(len(scores)), key=reward.__getitem__, reverse=True)  # reverse=True stays stable
+    return [scores[chosen].model] + [scores[i].model for i in order if i != chosen]
 
 
 def _strongest_untried(plan: RequestPlan, tried: set[str], above: float) -> str | None:

@@ -19,7 +19,7 @@ from ..config import RewardWeights
 from ..errors import UnknownDecisionError
 from ..policy import Policy
 from ..store import LogStore
-from ..types import Decision, LoggedBatch, Outcome, RoutingRecord
+from ..types import Attempt, Decision, LoggedBatch, Outcome, RoutingRecord
 
 __all__ = ["Learner"]
 
@@ -30,7 +30,7 @@ _DECISION_EXISTS = "SELECT 1 FROM decisions WHERE decision_id = ? LIMIT 1"
 class _Pending:
     """What feedback() needs to learn from a recent decision without reading the log."""
 
-    x: np.ndarray
+    features: np.ndarray  # as logged (float32): converted only if feedback arrives
     model: str | None  # the model whose answer the user got
     cost_usd: float
     latency_s: float
@@ -45,7 +45,9 @@ class Learner:
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._lock = threading.Lock()
         self._replay: list[tuple[Any, ...]] | None = None  # updates made while a retrain is fitting
-        self._tokens = np.zeros(3)  # calls, tokens in, tokens out: for price-based cost priors
+        # successful calls, tokens in, tokens out: for price-based cost priors (Python numbers: a NumPy
+        # array costs more per call than the additions themselves)
+        self._calls, self._tokens_in, self._tokens_out = 0, 0.0, 0.0
 
     @property
     def policy(self) -> Policy:
@@ -56,13 +58,13 @@ class Learner:
             self._policy.weights = weights
 
     def typical_tokens(self) -> tuple[float, float]:
-        calls, tokens_in, tokens_out = self._tokens
-        return (tokens_in / calls, tokens_out / calls) if calls else (1000.0, 250.0)
+        calls = self._calls
+        return (self._tokens_in / calls, self._tokens_out / calls) if calls else (1000.0, 250.0)
 
     @property
     def calls(self) -> int:
         """Successful calls seen so far (the base of the typical token counts)."""
-        return int(self._tokens[0])
+        return self._calls
 
     # -- online -----------------------------------------------------------------------------------
     def _learn(self, x: np.ndarray, model: str, outcome: Outcome, old: Outcome | None = None) -> None:
@@ -75,24 +77,27 @@ class Learner:
 
     def conclude(self, decision: Decision, record: RoutingRecord) -> None:
         """Log a finished request and learn from every attempt whose quality (or failure) is known."""
-        x = decision.features.astype(float)
-        # A failed call usually costs nothing, but learning cost 0 would make a failing model look cheap
-        # and offset its failure penalty: a failure is learned at the cost the model was expected to have.
-        expected_cost = {s.model: s.cost_usd for s in record.scores}
+        x: np.ndarray | None = None  # the logged features as float64, built only if something is learned
         with self._lock:
             self._store.add_result(record)
             for attempt in record.attempts:
-                if attempt.ok and attempt.quality is not None:
-                    self._learn(x, attempt.model, Outcome(attempt.quality, attempt.cost_usd, attempt.latency_s))
-                elif not attempt.ok and attempt.counts_against_model:
-                    cost = max(attempt.cost_usd, expected_cost.get(attempt.model, 0.0))
-                    self._learn(x, attempt.model, Outcome(0.0, cost, attempt.latency_s, failed=True))
                 if attempt.ok:
-                    self._tokens += (1.0, attempt.tokens_in, attempt.tokens_out)
+                    self._calls += 1
+                    self._tokens_in += attempt.tokens_in
+                    self._tokens_out += attempt.tokens_out
+                    if attempt.quality is None:
+                        continue  # quality arrives later, through feedback()
+                    outcome = Outcome(attempt.quality, attempt.cost_usd, attempt.latency_s)
+                elif attempt.counts_against_model:
+                    outcome = _failed(attempt, record)
+                else:
+                    continue
+                x = decision.features.astype(float) if x is None else x
+                self._learn(x, attempt.model, outcome)
             returned = record.attempts[record.returned_seq] if record.returned_seq is not None else None
             if self._capacity:
                 self._pending[decision.id] = _Pending(
-                    x,
+                    decision.features,
                     returned.model if returned else None,
                     returned.cost_usd if returned else 0.0,
                     returned.latency_s if returned else 0.0,
@@ -111,12 +116,13 @@ class Learner:
             self._store.add_feedback(decision_id, quality, source)
             if pending is None or pending.model is None:
                 return
+            x = pending.features.astype(float)
             new = Outcome(quality, pending.cost_usd, pending.latency_s)
             if pending.learned_quality is None:
-                self._learn(pending.x, pending.model, new)
+                self._learn(x, pending.model, new)
             else:
                 old = Outcome(pending.learned_quality, pending.cost_usd, pending.latency_s)
-                self._learn(pending.x, pending.model, new, old=old)
+                self._learn(x, pending.model, new, old=old)
             pending.learned_quality = quality
 
     # -- retraining -------------------------------------------------------------------------------
@@ -153,3 +159,10 @@ class Learner:
         with self._lock:
             self._policy = policy
             self._pending.clear()  # their learned state belongs to the old policy
+
+
+def _failed(attempt: Attempt, record: RoutingRecord) -> Outcome:
+    """A failed call usually costs nothing, but learning cost 0 would make a failing model look cheap
+    and offset its failure penalty: a failure is learned at the cost the model was expected to have."""
+    expected = next((s.cost_usd for s in record.scores if s.model == attempt.model), 0.0)
+    return Outcome(0.0, max(attempt.cost_usd, expected), attempt.latency_s, failed=True)
