@@ -16,13 +16,13 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from operator import attrgetter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 
 from ..errors import SchemaVersionError, StoreError, StoreLockedError
@@ -37,17 +37,48 @@ log = logging.getLogger("adaptroute.store")
 def _connect(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
         return duckdb.connect(path, read_only=read_only)
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise StoreLockedError(
-                f"{path} is open in another process (DuckDB lets one process hold a log file). Give each "
-                "router process its own file (for example routes-<pid>.duckdb) and retrain from all of them "
-                "with read_log('routes-*.duckdb') once they are closed, or read a Parquet snapshot "
-                f"(LogStore.export_parquet). DuckDB said: {exc}"
-            ) from None
-        raise StoreError(f"cannot open log {path}: {exc}") from None
     except duckdb.Error as exc:
-        raise StoreError(f"cannot open log {path}: {exc}") from None
+        raise _open_error(path, exc) from None
+
+
+# The log is attached with row groups of 16,384 rows instead of DuckDB's 122,880: a flush that brings at
+# least that many rows to a table then hands its row groups over whole (compressed straight into a file),
+# instead of appending them row by row to the table and, for a file, to the WAL, to be rewritten at every
+# checkpoint until their row group is full; that cost more than the rest of the writer's work. Such a
+# flush ends in a part-filled row group, and "vacuum" would merge those at each checkpoint, rewriting the
+# data again (in memory too): an append-only log has nothing else to vacuum, so it is off. Readers need
+# nothing special: row groups of any size read the same.
+_ROW_GROUP_ROWS = 16_384
+_BULK_ROWS = 4 * _ROW_GROUP_ROWS  # a batch that fills a row group in each table (a request has 3+ rows)
+
+
+def _open_writer(path: str) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()  # an instance of its own: its settings touch no other connection
+    try:
+        con.execute(f"ATTACH ? AS log (ROW_GROUP_SIZE {_ROW_GROUP_ROWS})", [path or ":memory:"])
+        con.execute("USE log")
+        con.execute("SET max_vacuum_tasks = 0")
+    except duckdb.Error as exc:
+        con.close()
+        raise _open_error(path, exc) from None
+    return con
+
+
+def _open_error(path: str, exc: duckdb.Error) -> StoreError:
+    said = str(exc)
+    if isinstance(exc, duckdb.IOException) and "lock" in said.lower():
+        return StoreLockedError(
+            f"{path} is open in another process (DuckDB lets one process hold a log file). Give each "
+            "router process its own file (for example routes-<pid>.duckdb) and retrain from all of them "
+            "with read_log('routes-*.duckdb') once they are closed, or read a Parquet snapshot "
+            f"(LogStore.export_parquet). DuckDB said: {said}"
+        )
+    if "file handle conflict" in said.lower():
+        return StoreLockedError(
+            f"{path} is already open in this process: one LogStore (one Router) owns a log file; share "
+            f"that one, or read it with read_log(store). DuckDB said: {said}"
+        )
+    return StoreError(f"cannot open log {path}: {said}")
 
 
 class LogStore:
@@ -66,12 +97,17 @@ class LogStore:
         self.durable = durable
         self.flush_rows = max(1, int(flush_rows))
         self.flush_interval_s = float(flush_interval_s)
-        self._con = _connect(self.path, read_only=False)
-        self._db_lock = threading.RLock()
-        self._buf_lock = threading.Lock()
-        self._flush_lock = threading.Lock()
-        self._buffers: dict[str, list[Any]] = {k: [] for k in _BUFFERS}
+        self._backlog_rows = max(8 * self.flush_rows, 2 * _BULK_ROWS)  # appends wait beyond this many rows
+        self._con = _open_writer(self.path)
+        self._db_lock = threading.RLock()  # the connection: one statement (or transaction) at a time
+        self._buf_lock = threading.Lock()  # the buffer and its row count
+        self._wake = threading.Condition(self._buf_lock)  # a batch may be due: wakes a flusher
+        self._room = threading.Condition(self._buf_lock)  # the buffer was taken: wakes waiting appends
+        self._staging = threading.Lock()  # taking a batch and converting it to Arrow
+        self._writing = threading.Lock()  # writing a batch; snapshot() holds it
+        self._buf = _Buffer()
         self._pending = 0
+        self._appends = 0
         self._closed = False
         self._flush_error: BaseException | None = None
         self._snapshot_thread: int | None = None
@@ -80,9 +116,12 @@ class LogStore:
         except BaseException:
             self._con.close()
             raise
-        self._wake = threading.Event()
-        self._flusher = threading.Thread(target=self._flush_loop, name="adaptroute-log-flush", daemon=True)
-        self._flusher.start()
+        # Two flushers: one stages a batch while the other writes the one before (see flush).
+        self._flushers = [
+            threading.Thread(target=self._flush_loop, name=f"adaptroute-log-flush-{i}", daemon=True) for i in range(2)
+        ]
+        for flusher in self._flushers:
+            flusher.start()
         ref = weakref.ref(self)
         self._atexit = lambda: (s := ref()) is not None and s.close()
         atexit.register(self._atexit)
@@ -90,7 +129,7 @@ class LogStore:
     # -- schema -----------------------------------------------------------------------------------
     def _init_schema(self, hash_key: bytes | None) -> bytes:
         con = self._con
-        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        tables = {r[0] for r in con.execute(_OWN_TABLES).fetchall()}
         if tables and "meta" not in tables:
             raise SchemaVersionError(f"{self.path} is a DuckDB file but not an adaptroute log (no meta table)")
         if "meta" in tables:
@@ -115,97 +154,158 @@ class LogStore:
         return key
 
     # -- appends ---------------------------------------------------------------------------------
-    # The request path only queues the (frozen) records; the flush turns them into columns. Building a
-    # tuple per row here, then transposing them at the flush, cost more than the rest of the log's work.
+    # The request path copies each field into its column's list while the record is at hand: no
+    # container per row (at a million rows, per-row tuples made the garbage collector the largest cost),
+    # and the flush reads no Python object twice.
     def add_decision(self, d: Decision) -> None:
-        self._append("decisions", d, 1, commit=self.durable)
+        self._append(_put_decision, d, 1)
 
     def add_result(self, record: RoutingRecord, ts: float | None = None) -> None:
         """The attempts of a finished request and its outcome row, buffered together."""
-        item = (record, time.time() if ts is None else ts)
-        self._append("results", item, 1 + len(record.attempts), commit=self.durable)
+        self._append(_put_result, (record, time.time() if ts is None else ts), 1 + len(record.attempts))
 
     def add_feedback(self, decision_id: str, quality: float, source: str, ts: float | None = None) -> None:
         row = (decision_id, time.time() if ts is None else ts, quality, source)
-        self._append("feedback", row, 1, commit=self.durable)
+        self._append(_put_feedback, row, 1)
 
-    def _append(self, kind: str, item: Any, rows: int, *, commit: bool) -> None:
+    # A thread appending in a tight loop keeps the GIL for whole switch intervals (5 ms). The flushers'
+    # DuckDB calls give the GIL up and take it back dozens of times a batch, waiting that long each
+    # time (the convoy effect): a write took twice its time. So while a batch is being written, an
+    # append gives the GIL up for a moment every 64 calls (more often cost more than it gained).
+    def _append(self, put: Callable[[_Buffer, Any], None], item: Any, rows: int) -> None:
         with self._buf_lock:  # checked under the lock: no row can slip in after close()'s last flush
             if self._closed:
                 raise StoreError(f"log {self.path} is closed")
-            self._buffers[kind].append(item)
-            self._pending += rows
-            full = self._pending >= self.flush_rows
-        if commit:
+            try:
+                put(self._buf, item)
+            except BaseException:
+                self._buf.drop_partial()
+                raise
+            before = self._pending
+            self._pending = pending = before + rows
+            if before < self.flush_rows <= pending or before < _BULK_ROWS <= pending:
+                self._wake.notify()  # a flusher checks whether a batch is due (see _batch_due)
+        if self.durable:
             self.flush()
-        elif full:
-            if self._pending >= 8 * self.flush_rows:  # the flusher cannot keep up: write in this thread
-                self.flush()
-            elif not self._wake.is_set():  # set() takes a lock and notifies: once per flush is enough
-                self._wake.set()
+        elif pending >= self._backlog_rows:
+            self._wait_for_room()
+        else:
+            self._appends = n = self._appends + 1  # outside the lock: a rough count is enough
+            if not n % 64 and self._writing.locked():
+                time.sleep(0)  # hand the GIL over to the flushers for a moment (see _append's comment)
+
+    def _wait_for_room(self) -> None:
+        """The flushers fall behind: wait until one takes the buffer (as the write before it ends), or
+        write it in this thread if none does within flush_interval_s."""
+        if self._snapshot_thread == threading.get_ident():
+            return  # no flush happens until this thread releases its snapshot
+        with self._buf_lock:
+            if self._room.wait_for(lambda: self._closed or self._pending < self._backlog_rows, self.flush_interval_s):
+                return
+        self.flush()
 
     # -- flushing ---------------------------------------------------------------------------------
     def flush(self) -> None:
-        """Write every buffered row in one transaction (all tables or none)."""
+        """Write every buffered row in one transaction (all tables or none); every row appended before
+        the call is in the log when it returns."""
         if self._snapshot_thread == threading.get_ident():
             return  # this thread holds a snapshot: the log stays as it was when the snapshot began
-        with self._flush_lock:
-            self._flush_locked()
+        self._flush()
+
+    def _flush(self, only_if_due: bool = False) -> None:
+        # A batch is staged (taken and converted to Arrow, which needs the GIL) while the one before it
+        # is written (DuckDB releases the GIL). Staging ends only once the write lock is held, so batches
+        # are written in the order they were taken, and under load a batch grows to what arrived during
+        # the previous write instead of being cut small.
+        with self._staging:
+            if only_if_due and not self._still_due():
+                return  # a flusher woke while the writer was idle, but it no longer is: let the batch grow
+            taken, rows = self._take()
+            try:
+                tables = _to_tables(taken) if rows else {}
+                self._writing.acquire()
+            except BaseException:
+                self._give_back(taken, rows)
+                raise
+        try:
+            self._write(tables)
+        except BaseException as exc:
+            self._give_back(taken, rows)
+            if isinstance(exc, duckdb.Error):
+                raise StoreError(f"writing the log {self.path} failed: {exc}") from None
+            raise
+        finally:
+            self._writing.release()
+            with self._buf_lock:
+                self._wake.notify()  # the writer is free: a flusher may take a batch now
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """Flush, then hold further flushes back: reads in this thread see exactly the log as of now
         (appends keep landing in the buffer). Used by retrain to read a consistent log."""
-        with self._flush_lock:
-            self._flush_locked()
+        self.flush()
+        with self._writing:  # no batch is written until the snapshot is released
             self._snapshot_thread = threading.get_ident()
             try:
                 yield
             finally:
                 self._snapshot_thread = None
 
-    def _flush_locked(self) -> None:
+    def _take(self) -> tuple[_Buffer, int]:
         with self._buf_lock:
-            taken = {k: items for k, items in self._buffers.items() if items}
-            if not taken:
-                return
-            self._buffers = {k: [] for k in _BUFFERS}
-            taken_rows, self._pending = self._pending, 0
-        try:
-            tables = _to_tables(taken)
-            with self._db_lock:
-                con = self._con
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    for table in TABLES:
-                        if table in tables:  # a relation over the Arrow table: a third less fixed cost
-                            con.from_arrow(tables[table]).insert_into(table)  # than register + INSERT
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
-        except BaseException as exc:
-            with self._buf_lock:  # keep the rows for the next attempt: nothing is dropped silently
-                for kind, items in taken.items():
-                    self._buffers[kind][:0] = items
-                self._pending += taken_rows
-            if isinstance(exc, duckdb.Error):
-                raise StoreError(f"writing the log {self.path} failed: {exc}") from None
-            raise
+            taken, rows = self._buf, self._pending
+            if rows:
+                self._buf, self._pending = _Buffer(), 0
+                self._room.notify_all()
+            return taken, rows
+
+    def _write(self, tables: dict[str, pa.Table]) -> None:
+        if not tables:
+            return
+        with self._db_lock:
+            con = self._con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for table in TABLES:
+                    if table in tables:  # a relation over the Arrow table: a third less fixed cost
+                        con.from_arrow(tables[table]).insert_into(table)  # than register + INSERT
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def _give_back(self, taken: _Buffer, rows: int) -> None:
+        if not rows:
+            return
+        with self._buf_lock:  # keep the rows for the next attempt: nothing is dropped silently
+            self._buf.prepend(taken)
+            self._pending += rows
 
     def _flush_loop(self) -> None:
-        while not self._closed:
-            self._wake.wait(self.flush_interval_s)
-            self._wake.clear()
-            if self._closed:
-                return
+        while True:
+            with self._buf_lock:  # woken when a batch may be due, else every flush_interval_s
+                due = self._wake.wait_for(self._batch_due, self.flush_interval_s)
+                if self._closed:
+                    return
             try:
-                self.flush()
+                self._flush(only_if_due=due)  # not due: flush_interval_s passed, write what there is
                 self._flush_error = None
             except BaseException as exc:  # noqa: BLE001 - a background thread must not die
                 if self._flush_error is None:
                     log.error("adaptroute: flushing the log failed, rows kept in memory: %s", exc)
                 self._flush_error = exc
+
+    def _still_due(self) -> bool:
+        with self._buf_lock:
+            return self._batch_due()
+
+    def _batch_due(self) -> bool:
+        """flush_rows rows are buffered; while a batch is being written, rather wait for a batch big
+        enough to go straight into row groups (_BULK_ROWS): many small writes cost far more."""
+        if self._closed:
+            return True
+        due = max(self.flush_rows, _BULK_ROWS) if self._writing.locked() else self.flush_rows
+        return self._pending >= due
 
     @property
     def buffered_rows(self) -> int:
@@ -217,12 +317,14 @@ class LogStore:
             if self._closed:
                 return
             self._closed = True  # appends from now on fail loudly instead of landing after the last flush
+            self._wake.notify_all()
+            self._room.notify_all()
         try:
             self.flush()
         finally:
-            self._wake.set()
-            if self._flusher is not threading.current_thread():
-                self._flusher.join(timeout=5)
+            for flusher in self._flushers:
+                if flusher is not threading.current_thread():
+                    flusher.join(timeout=5)
             with self._db_lock:
                 self._con.close()
             atexit.unregister(self._atexit)
@@ -267,81 +369,155 @@ class LogStore:
 
 
 _SELECT_ALL = {table: f"SELECT * FROM {table}" for table in TABLES}
+_OWN_TABLES = "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()"
 
 
-_BUFFERS = ("decisions", "results", "feedback")  # queued Decisions, (RoutingRecord, ts) pairs, feedback rows
+
+# -- the buffer ------------------------------------------------------------------------------------
+# Rows are buffered in their table's column order, with every derived value (attempt numbers, token
+# sums, fallback chains, timestamps in microseconds) computed as the request is appended, when its
+# objects are at hand. The flush then only hands Python lists to pa.array, which keeps the GIL: NumPy
+# and Arrow compute calls release it, and each release let a busy request thread hold it for a switch
+# interval (5 ms), which made converting a batch five times slower than its work.
+class _Rows:
+    """Buffered rows of one table as one list per column, with each list's bound append at hand."""
+
+    __slots__ = ("append", "columns")
+
+    def __init__(self, table: str) -> None:
+        self.columns: tuple[list[Any], ...] = tuple([] for _ in ARROW_SCHEMAS[table])
+        self.append = tuple(column.append for column in self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    def truncate(self, n: int) -> None:
+        for column in self.columns:
+            del column[n:]
+
+    def prepend(self, older: _Rows) -> None:
+        for column, rows in zip(self.columns, older.columns, strict=True):
+            column[:0] = rows
 
 
-def _to_tables(taken: dict[str, list[Any]]) -> dict[str, pa.Table]:
-    """Arrow tables of the queued records, one column at a time."""
-    tables = {}
-    if "decisions" in taken:
-        tables["decisions"] = _decisions(taken["decisions"])
-    if "results" in taken:
-        tables["attempts"], tables["outcomes"] = _results(taken["results"])
-    if "feedback" in taken:
-        tables["feedback"] = _table("feedback", list(zip(*taken["feedback"], strict=True)))
-    return tables
+class _Buffer:
+    """Everything appended since the last flush."""
+
+    __slots__ = TABLES
+
+    def __init__(self) -> None:
+        for table in TABLES:
+            setattr(self, table, _Rows(table))
+
+    def tables(self) -> dict[str, _Rows]:
+        return {table: getattr(self, table) for table in TABLES}
+
+    def drop_partial(self) -> None:
+        """After a failed append: drop the row it left half-written (its first columns got a value, the
+        rest did not), and the attempt rows of a request whose outcome row is not complete."""
+        for table in ("decisions", "outcomes", "feedback"):
+            rows = getattr(self, table)
+            rows.truncate(min(map(len, rows.columns)))
+        self.attempts.truncate(sum(self.outcomes.columns[-1]))  # n_attempts, the outcome row's last column
+
+    def prepend(self, older: _Buffer) -> None:
+        for table in TABLES:
+            getattr(self, table).prepend(getattr(older, table))
 
 
-def _decisions(ds: list[Decision]) -> pa.Table:
-    return _table("decisions", [
-        [d.id for d in ds], [d.ts for d in ds], [d.task for d in ds], [d.prompt_hash for d in ds],
-        [d.prompt_text for d in ds], [d.features for d in ds], [d.eligible for d in ds],
-        [d.probabilities for d in ds], [d.chosen for d in ds], [d.propensity for d in ds],
-        [d.policy_name for d in ds], [d.policy_version for d in ds],
-    ])
+def _put_decision(buf: _Buffer, d: Decision) -> None:
+    (decision_id, ts, task, prompt_hash, prompt_text, features, eligible, probabilities, chosen, propensity,
+     policy_name, policy_version) = buf.decisions.append
+    decision_id(d.id)
+    ts(int(d.ts * 1e6))
+    task(d.task)
+    prompt_hash(d.prompt_hash)
+    prompt_text(d.prompt_text)
+    features(d.features)
+    eligible(d.eligible)
+    probabilities(d.probabilities)
+    chosen(d.chosen)
+    propensity(d.propensity)
+    policy_name(d.policy_name)
+    policy_version(d.policy_version)
 
 
-def _results(results: list[tuple[RoutingRecord, float]]) -> tuple[pa.Table, pa.Table]:
-    # Flat per-attempt lists and NumPy sums: no tuple, list or generator per record (at a million rows,
-    # allocating those containers made the garbage collector the largest cost of a flush).
-    records = [r for r, _ in results]
-    counts = np.fromiter((len(r.attempts) for r in records), dtype=np.int64, count=len(records))
-    owner = np.repeat(np.arange(len(records)), counts)
-    tries = [a for r in records for a in r.attempts]
-    seqs = [seq for r in records for seq in range(len(r.attempts))]
-    models = pa.array([a.model for a in tries], pa.string())
-    tokens_in = [a.tokens_in for a in tries]
-    tokens_out = [a.tokens_out for a in tries]
-    retry = np.fromiter((a.role == "retry" for a in tries), dtype=bool, count=len(tries))
-    attempts = _table("attempts", [
-        [records[i].decision_id for i in owner.tolist()], seqs, models, [a.role for a in tries],
-        [a.latency_s for a in tries], [a.first_token_s for a in tries], [a.cost_usd for a in tries], tokens_in,
-        tokens_out, [a.quality for a in tries], [a.error_class for a in tries], [a.error_message for a in tries],
-        [a.counts_against_model for a in tries],
-        [seq == records[i].returned_seq for seq, i in zip(seqs, owner.tolist(), strict=True)],
-    ])
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+def _put_result(buf: _Buffer, item: tuple[RoutingRecord, float]) -> None:
+    r, ts = item
+    did, tries, answered = r.decision_id, r.attempts, r.returned_seq
+    (decision_id, seq, model, role, latency_s, first_token_s, cost_usd, tokens_in, tokens_out, quality, error_class,
+     error_message, counts_against_model, returned) = buf.attempts.append
+    i = sum_in = sum_out = retries = 0
+    for a in tries:  # the attempts first: the outcome row below counts them
+        decision_id(did)
+        seq(i)
+        model(a.model)
+        role(a.role)
+        latency_s(a.latency_s)
+        first_token_s(a.first_token_s)
+        cost_usd(a.cost_usd)
+        tokens_in(n_in := a.tokens_in)
+        tokens_out(n_out := a.tokens_out)
+        quality(a.quality)
+        error_class(a.error_class)
+        error_message(a.error_message)
+        counts_against_model(a.counts_against_model)
+        returned(i == answered)
+        sum_in += n_in
+        sum_out += n_out
+        retries += a.role == "retry"
+        i += 1
+    (decision_id, ts_, executed_model, quality, cost_usd, latency_s, first_token_s, tokens_in, tokens_out,
+     error_class, fallback_chain, escalated, retries_, n_attempts) = buf.outcomes.append
+    decision_id(did)
+    ts_(int(ts * 1e6))
+    executed_model(r.model)
+    quality(r.quality)
+    cost_usd(r.cost_usd)
+    latency_s(r.latency_s)
+    first_token_s(r.first_token_s)
+    tokens_in(sum_in)
+    tokens_out(sum_out)
+    error_class(None if r.model is not None else (tries[-1].error_class if tries else "NoAttempt"))
+    fallback_chain((tries[0].model,) if i == 1 else tuple(map(_MODEL, tries)))  # most requests: one call
+    escalated(r.escalated)
+    retries_(retries)
+    n_attempts(i)  # last: the outcome row is complete
 
-    def per_record(values: Any) -> np.ndarray:  # sum over each record's attempts, as integers
-        return np.bincount(owner, weights=np.asarray(values, dtype=float), minlength=len(records)).astype(np.int64)
 
-    outcomes = _table("outcomes", [
-        [r.decision_id for r in records], [ts for _, ts in results], [r.model for r in records],
-        [r.quality for r in records], [r.cost_usd for r in records], [r.latency_s for r in records],
-        [r.first_token_s for r in records], per_record(tokens_in), per_record(tokens_out),
-        [None if r.model is not None else (r.attempts[-1].error_class if r.attempts else "NoAttempt") for r in records],
-        pa.ListArray.from_arrays(pa.array(offsets), models), [r.escalated for r in records],
-        per_record(retry), counts,
-    ])
-    return attempts, outcomes
+_MODEL = attrgetter("model")
 
 
-def _table(table: str, columns: list[Any]) -> pa.Table:
+def _put_feedback(buf: _Buffer, row: tuple[str, float, float, str]) -> None:
+    decision_id, ts, quality, source = buf.feedback.append
+    decision_id(row[0])
+    ts(int(row[1] * 1e6))
+    quality(row[2])
+    source(row[3])
+
+
+# -- buffer to Arrow -------------------------------------------------------------------------------
+def _to_tables(buf: _Buffer) -> dict[str, pa.Table]:
+    return {table: _table(table, rows.columns) for table, rows in buf.tables().items() if len(rows)}
+
+
+def _table(table: str, columns: tuple[list[Any], ...]) -> pa.Table:
     schema = ARROW_SCHEMAS[table]
-    arrays = []
-    for field, values in zip(schema, columns, strict=True):
-        if pa.types.is_timestamp(field.type):
-            micros = (np.asarray(values, dtype=float) * 1e6).astype(np.int64)
-            arrays.append(pa.array(micros, pa.int64()).cast(field.type))
-        elif field.name == "features":
-            lengths = np.fromiter((len(v) for v in values), dtype=np.int32, count=len(values))
-            offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-            flat = np.concatenate([np.asarray(v, dtype=np.float32) for v in values]) if len(values) else np.zeros(0, np.float32)
-            arrays.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float32())))
-        elif isinstance(values, pa.Array):
-            arrays.append(values)
-        else:
-            arrays.append(pa.array(values, field.type))
+    arrays = [_array(values, field.type) for field, values in zip(schema, columns, strict=True)]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _array(values: list[Any], kind: pa.DataType) -> pa.Array:
+    if pa.types.is_list(kind) and pa.types.is_string(kind.value_type):
+        return _repeated_lists(values, kind)  # eligible models, fallback chains: a few lists, row after row
+    return pa.array(values, kind)  # timestamps are integer microseconds, features arrays become lists
+
+
+def _repeated_lists(values: list[Any], kind: pa.DataType) -> pa.Array:
+    """A list column whose rows repeat a few distinct lists: each distinct one converted once."""
+    codes: dict[Any, int] = {}
+    try:
+        index = [codes.setdefault(v, len(codes)) for v in values]
+    except TypeError:  # unhashable rows (lists): convert them one by one
+        return pa.array(values, kind)
+    return pa.array(list(codes), kind).take(pa.array(index, pa.int32()))
