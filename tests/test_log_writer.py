@@ -1,11 +1,12 @@
 """LogStore's buffered writer: every field lands as recorded (small batches through the WAL, large ones
-straight into row groups), a bad record leaves no half row, a failed write loses nothing, and batches
-written from several threads keep every row."""
+straight into row groups), a bad record leaves no half row, a failed write loses nothing, batches
+written from several threads keep every row, and appends wait (boundedly) when writes fall behind."""
 
 from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,8 @@ def check_rows(store: LogStore, n: int, want: dict[str, list[tuple[Any, ...]]] |
 
 
 def _same(got: tuple[Any, ...], want: tuple[Any, ...]) -> bool:
-    return all(g == w or (isinstance(w, float) and g == pytest.approx(w, rel=1e-12)) for g, w in zip(got, want, strict=True))
+    pairs = zip(got, want, strict=True)
+    return all(g == w or (isinstance(w, float) and g == pytest.approx(w, rel=1e-12)) for g, w in pairs)
 
 
 @pytest.mark.parametrize("batch", [1000, 100_000], ids=["small-batches", "row-group-batches"])
@@ -192,3 +194,23 @@ def test_a_second_store_on_the_same_file_in_this_process_is_refused(tmp_path: Pa
     with LogStore(path):
         with pytest.raises(StoreLockedError, match="already open in this process"):
             LogStore(path)
+
+
+def test_appends_wait_for_slow_writes_and_lose_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When writes fall behind, appends wait for the flushers to take the buffer: a bounded backlog."""
+    monkeypatch.setattr(writer, "_BULK_ROWS", 64)  # a backlog of 128 rows
+    with LogStore(tmp_path / "log.duckdb", flush_rows=16, flush_interval_s=0.05) as store:
+        real = store._write
+
+        def slow(tables: Any) -> None:
+            time.sleep(0.02)
+            real(tables)
+
+        monkeypatch.setattr(store, "_write", slow)
+        buffered = []
+        for i in range(2000):
+            log_requests(store, i, i + 1)
+            buffered.append(store.buffered_rows)
+        assert max(buffered) <= store._backlog_rows + 4  # at most one request's rows past the backlog
+        store.flush()
+        check_rows(store, 2000)

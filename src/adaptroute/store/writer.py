@@ -5,6 +5,9 @@ router owns its file. Rows are buffered in memory and written in one transaction
 ``flush_rows`` rows, every ``flush_interval_s`` seconds, and at close or interpreter exit): a crash loses
 at most the rows buffered since the last flush, never half a flush. ``durable=True`` commits each
 decision before its call and each outcome as it arrives.
+
+Two background flushers take turns: one converts the next batch to Arrow while the other writes the
+batch before it, and batches are written in the order they were taken.
 """
 
 from __future__ import annotations
