@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adaptroute import LogStore, StoreError, StoreLockedError
+from adaptroute import LogStore, StoreError, StoreLockedError, read_log
 from adaptroute.store import writer
 from adaptroute.types import Attempt, Decision, RoutingRecord
 
@@ -189,11 +189,20 @@ def test_threads_appending_and_flushing_keep_every_row(tmp_path: Path) -> None:
         check_rows(store, threads * per_thread)
 
 
-def test_a_second_store_on_the_same_file_in_this_process_is_refused(tmp_path: Path) -> None:
+def test_two_stores_on_one_file_in_this_process_share_it(tmp_path: Path) -> None:
+    """As two connections to one path share one DuckDB instance: both write, the file closes with the last."""
     path = tmp_path / "log.duckdb"
-    with LogStore(path):
-        with pytest.raises(StoreLockedError, match="already open in this process"):
-            LogStore(path)
+    first, second = LogStore(path), LogStore(path)
+    log_requests(first, 0, 10)
+    log_requests(second, 10, 20)
+    first.close()
+    log_requests(second, 20, 30)
+    assert second.counts()["decisions"] == 30
+    second.close()
+    with LogStore(path) as reopened:
+        check_rows(reopened, 30)
+        with pytest.raises(StoreLockedError, match="open in this process"):
+            read_log(str(path))  # another DuckDB instance cannot open the file while the store holds it
 
 
 def test_appends_wait_for_slow_writes_and_lose_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

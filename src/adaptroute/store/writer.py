@@ -20,8 +20,8 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from operator import attrgetter
 from contextlib import contextmanager
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +56,41 @@ _BULK_ROWS = 4 * _ROW_GROUP_ROWS  # a batch that fills a row group in each table
 
 
 def _open_writer(path: str) -> duckdb.DuckDBPyConnection:
+    """A connection to the log. The DuckDB instance that attaches a file is shared by every LogStore
+    on that file in this process (as connecting to one path twice shares one), and closes with the last."""
+    if path in ("", ":memory:"):
+        return _attach(":memory:")  # each in-memory log is a database of its own
+    key = os.path.realpath(path)
+    with _SHARED_LOCK:
+        instance, users = _SHARED.get(key, (None, 0))
+        if instance is None:
+            instance = _attach(path)
+        con = instance.cursor()
+        con.execute("USE log")
+        _SHARED[key] = (instance, users + 1)
+    return con
+
+
+def _close_writer(path: str, con: duckdb.DuckDBPyConnection) -> None:
+    con.close()
+    key = os.path.realpath(path) if path not in ("", ":memory:") else None
+    with _SHARED_LOCK:
+        if key in _SHARED:
+            instance, users = _SHARED.pop(key)
+            if users > 1:
+                _SHARED[key] = (instance, users - 1)
+            else:
+                instance.close()  # the last one: DuckDB checkpoints the file as it detaches it
+
+
+_SHARED: dict[str, tuple[duckdb.DuckDBPyConnection, int]] = {}  # file -> (instance, LogStores using it)
+_SHARED_LOCK = threading.Lock()
+
+
+def _attach(path: str) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()  # an instance of its own: its settings touch no other connection
     try:
-        con.execute(f"ATTACH ? AS log (ROW_GROUP_SIZE {_ROW_GROUP_ROWS})", [path or ":memory:"])
+        con.execute(f"ATTACH ? AS log (ROW_GROUP_SIZE {_ROW_GROUP_ROWS})", [path])
         con.execute("USE log")
         con.execute("SET max_vacuum_tasks = 0")
     except duckdb.Error as exc:
@@ -78,8 +110,8 @@ def _open_error(path: str, exc: duckdb.Error) -> StoreError:
         )
     if "file handle conflict" in said.lower():
         return StoreLockedError(
-            f"{path} is already open in this process: one LogStore (one Router) owns a log file; share "
-            f"that one, or read it with read_log(store). DuckDB said: {said}"
+            f"{path} is open in this process by a LogStore, whose DuckDB instance holds the file: read it "
+            f"through that store (read_log(store), store.query) until it is closed. DuckDB said: {said}"
         )
     return StoreError(f"cannot open log {path}: {said}")
 
@@ -117,7 +149,7 @@ class LogStore:
         try:
             self.hash_key = self._init_schema(hash_key)
         except BaseException:
-            self._con.close()
+            _close_writer(self.path, self._con)
             raise
         # Two flushers: one stages a batch while the other writes the one before (see flush).
         self._flushers = [
@@ -329,7 +361,7 @@ class LogStore:
                 if flusher is not threading.current_thread():
                     flusher.join(timeout=5)
             with self._db_lock:
-                self._con.close()
+                _close_writer(self.path, self._con)
             atexit.unregister(self._atexit)
 
     def __enter__(self) -> LogStore:
