@@ -21,7 +21,8 @@ from ..errors import ConfigError, UnknownModelError
 from ..types import TARGETS, LoggedBatch, Outcome
 from .arms import ArmModels
 from .decide import _draw, _shrink_quality, _shrink_quality_one
-from .evidence import select_prior_precision
+from .batch import one_blas_thread, predict_rows
+from .evidence import evidence_prior_precision
 from .records import BatchPrediction, ModelPrior, Prediction, _prior_from_row
 
 __all__ = ["BatchPrediction", "ModelPrior", "Policy", "Prediction"]
@@ -266,55 +267,8 @@ class Policy(ABC):
         ``eligible`` is an optional (n, K) boolean mask over ``models`` (default: every known model);
         ineligible models get probability 0 and the floor is spread over the eligible ones.
         """
-        with self._lock, _one_blas_thread():
-            names = self.models if models is None else tuple(models)
-            for name in names:
-                self.add_model(name)
-            idx = np.array([self._models[m] for m in names], dtype=np.intp)
-            X = np.asarray(X, dtype=float)
-            d = self._arms.dim
-            if X.shape[1] > d:
-                self._arms.grow(X.shape[1])
-                d = X.shape[1]
-            elif X.shape[1] < d:
-                X = np.pad(X, ((0, 0), (0, d - X.shape[1])))
-            n, k = X.shape[0], idx.shape[0]
-            mask = np.ones((n, k), dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
-            if mask.shape != (n, k) or not mask.any(axis=1).all():
-                raise ConfigError("eligible must be an (n, K) mask with at least one model per row")
-            prior, noise = self._prior_and_noise()
-            prior, noise = prior[idx], noise[idx]
-            # Every model's matrices side by side: one GEMM per chunk instead of one per model.
-            Pflat = self._arms.Pinv[idx].transpose(1, 0, 2).reshape(d, k * d)
-            theta = self._arms.theta[:, idx].reshape(d, k * _T)
-            lam = self._arms.lam
-            w = self.weights.vector()
-            counts = self._arms.n[idx]
-            means = np.empty((n, k, _T))
-            reward = np.empty((n, k))
-            sd = np.empty((n, k))
-            probs = np.empty((n, k))
-            for start in range(0, n, chunk):
-                rows = slice(start, min(n, start + chunk))
-                Xc = X[rows]
-                V = (Xc @ Pflat).reshape(-1, k, d)  # x^T P^-1 per model (P^-1 is symmetric)
-                u2 = np.maximum(np.einsum("rkd,rd->rk", V, Xc), 0.0)
-                m = (Xc @ theta).reshape(-1, k, _T) + lam * V[:, :, :1] * prior[None]
-                var = u2[:, :, None] * noise[None]
-                if self.shrinkage:
-                    _shrink_quality(m, var, counts)
-                r = m @ w
-                s = np.sqrt(var @ (w * w))
-                low, high = self._reward_bounds(m, var)
-                p = self._probabilities_batch(r, s, low, high, mask[rows])
-                p = np.where(mask[rows], p, 0.0)
-                total = p.sum(axis=1, keepdims=True)
-                count = mask[rows].sum(axis=1, keepdims=True)
-                p = np.where(total > 0, p / np.where(total > 0, total, 1.0), mask[rows] / count)
-                floor = np.where(count > 1, self.floor / count, 0.0)
-                probs[rows] = np.where(mask[rows], floor + (1.0 - np.where(count > 1, self.floor, 0.0)) * p, 0.0)
-                means[rows], reward[rows], sd[rows] = m, r, s
-            return BatchPrediction(names, means, reward, sd, probs)
+        with self._lock, one_blas_thread():
+            return predict_rows(self, X, eligible, models, chunk)
 
     def _probabilities_batch(
         self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray, mask: np.ndarray
@@ -394,34 +348,16 @@ class Policy(ABC):
         with self._lock:
             configured = {m: _prior_from_row(self._configured[i]) for m, i in self._models.items()}
             if select_prior:
-                self.prior_precision = self._evidence_prior_precision(batch, configured)
+                self.prior_precision = evidence_prior_precision(batch, configured)
             self._reset_state()
             for model, prior in configured.items():
                 self.add_model(model, prior)
             self.partial_fit(batch)
 
-    @staticmethod
-    def _evidence_prior_precision(batch: LoggedBatch, configured: dict[str, ModelPrior | None]) -> float:
-        """The prior precision with the most evidence from ``batch``'s quality outcomes, per model
-        centred on its configured quality prior, else on the pooled mean (as the policy's prior is)."""
-        obs = batch.observations
-        known = ~np.isnan(obs.quality)
-        if not known.any():
-            return 1.0
-        features = np.asarray(batch.features, dtype=float)
-        pooled = float(obs.quality[known].mean())
-        groups = []
-        for k, model in enumerate(batch.models):
-            rows = known & (obs.model == k)
-            prior = configured.get(model)
-            centre = prior.quality if prior is not None and prior.quality is not None else pooled
-            groups.append((features[obs.row[rows]], obs.quality[rows], centre))
-        return select_prior_precision(groups)
-
     def partial_fit(self, batch: LoggedBatch) -> None:
         """Learn every observation of ``batch`` on top of the current state, as if one by one."""
         obs = batch.observations
-        with self._lock, _one_blas_thread():
+        with self._lock, one_blas_thread():
             for model in batch.models:
                 self.add_model(model)
             if len(obs) == 0:
@@ -485,12 +421,3 @@ class Policy(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}({args}, models={len(self._models)}, version={self.version})"
-
-
-def _one_blas_thread() -> Any:
-    """Bulk matrix work (fit, predict_batch) on one BLAS thread. On a busy machine a second, spinning
-    BLAS thread made a 1M-row retrain 9x slower (12.2 s against 1.3 s with another process on one of two
-    cores), while on an idle one the products are a small part of these calls."""
-    from threadpoolctl import threadpool_limits  # scikit-learn's dependency; imported when bulk work starts
-
-    return threadpool_limits(limits=1, user_api="blas")

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["EVIDENCE_GRID", "log_evidence", "select_prior_precision"]
+from ..types import LoggedBatch
+from .records import ModelPrior
+
+__all__ = ["EVIDENCE_GRID", "evidence_prior_precision", "log_evidence", "select_prior_precision"]
 
 EVIDENCE_GRID = np.logspace(-1, 3, 25)  # 0.1 .. 1000, six points a decade
 
@@ -46,3 +49,21 @@ def select_prior_precision(
         if y.shape[0] > 0:
             total += log_evidence(X, y, prior_mean, grid)
     return float(grid[int(total.argmax())])
+
+
+def evidence_prior_precision(batch: LoggedBatch, configured: dict[str, ModelPrior | None]) -> float:
+    """The prior precision with the most evidence from ``batch``'s quality outcomes, per model
+    centred on its configured quality prior, else on the pooled mean (as the policy's prior is)."""
+    obs = batch.observations
+    known = ~np.isnan(obs.quality)
+    if not known.any():
+        return 1.0
+    features = np.asarray(batch.features, dtype=float)
+    pooled = float(obs.quality[known].mean())
+    groups = []
+    for k, model in enumerate(batch.models):
+        rows = known & (obs.model == k)
+        prior = configured.get(model)
+        centre = prior.quality if prior is not None and prior.quality is not None else pooled
+        groups.append((features[obs.row[rows]], obs.quality[rows], centre))
+    return select_prior_precision(groups)
