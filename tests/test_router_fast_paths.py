@@ -13,7 +13,7 @@ from adaptroute import ModelSpec, Router
 from adaptroute.messages import prompt_hash
 from adaptroute.router.calls import call_defaults, call_kwargs
 from adaptroute.messages import PromptHasher
-from adaptroute.router.core import _new_id
+from adaptroute.router.request_parts import _new_id
 from adaptroute.router.flow import _ranking
 from adaptroute.router.models import resolve_models
 from adaptroute.types import ModelScore

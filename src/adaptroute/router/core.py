@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import math
-import os
 import threading
 import time
 from collections.abc import Generator, Sequence
@@ -14,23 +12,23 @@ from typing import Any
 
 import numpy as np
 
-from ..config import SECRET_PARAM_NAMES, ModelSpec, RewardWeights, RouterSettings
+from ..config import ModelSpec, RewardWeights, RouterSettings
 from ..errors import AllModelsFailedError, ConfigError, NoEligibleModelError, PolicyStateError, UnknownDecisionError
 from ..features import Featurizer, HashingFeaturizer
 from ..messages import PromptHasher, prompt_text, validate_messages
-from ..policy import Policy, Prediction, load_policy, make_policy, save_policy
+from ..policy import Policy, load_policy, make_policy, save_policy
 from ..store import LogStore, read_log
 from ..types import Attempt, Decision, ModelScore, RoutingRecord, check_quality
 from .calls import call_async, call_defaults, call_kwargs, call_sync
 from .cooldown import Cooldowns
 from .flow import Call, FlowResult, Pause, RequestPlan, Score, route
 from .models import PricedModel, resolve_models
+from .request_parts import _check_task, _new_id, _scores, _secrets_in, _takes_model
 from .streaming import AsyncRoutedStream, RoutedStream, first_chunk_async, first_chunk_sync
 from .learning import Learner
 
 __all__ = ["Router"]
 
-DEFAULT_TASK = "default"
 _CHARS_PER_TOKEN = 4  # rough, provider-independent: only used to skip models whose window is too small
 _UNIFORM_BATCH = 64  # uniform numbers drawn from the router's RNG at a time (the same stream as one by one)
 
@@ -428,44 +426,3 @@ class Router:
 
     def __repr__(self) -> str:
         return f"Router(models={list(self._models)}, policy={self.policy!r}, store={self._store.path!r})"
-
-
-def _scores(prediction: Prediction, probs: list[float] | None = None) -> tuple[ModelScore, ...]:
-    """Every eligible model's predicted components, reward, sd and probability, as Python floats."""
-    means, reward, sd = prediction.means.tolist(), prediction.reward.tolist(), prediction.sd.tolist()
-    probs = prediction.probabilities.tolist() if probs is None else probs
-    rows = zip(prediction.models, means, reward, sd, probs)
-    return tuple([ModelScore(m, *mean, r, s, p) for m, mean, r, s, p in rows])
-
-
-def _new_id() -> str:
-    """A random version-4 UUID as 32 hex digits: uuid.uuid4().hex without building a UUID object."""
-    n = int.from_bytes(os.urandom(16), "big")
-    n = (n & ~(0xF000 << 64)) | (4 << 76)  # version 4
-    n = (n & ~(0xC000 << 48)) | (0x8000 << 48)  # RFC 4122 variant
-    return f"{n:032x}"
-
-
-def _check_task(task: object) -> str:
-    if task is None:
-        return DEFAULT_TASK
-    if not isinstance(task, str) or not task.strip() or len(task) > 200:
-        raise ConfigError(f"task must be a non-empty string of at most 200 characters, got {task!r}")
-    return task
-
-
-def _takes_model(scorer: Any) -> bool:
-    if scorer is None:
-        return False
-    try:
-        parameters = inspect.signature(scorer).parameters
-    except (TypeError, ValueError):
-        return False
-    return "model" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-
-
-def _secrets_in(kwargs: dict[str, Any]) -> tuple[str, ...]:
-    """Per-call secret parameters (api_key, azure_ad_token, aws_secret_access_key, ...), as for ModelSpec."""
-    if not SECRET_PARAM_NAMES.intersection(kwargs):  # the usual case, checked without a Python loop
-        return ()
-    return tuple(str(value) for key, value in kwargs.items() if key in SECRET_PARAM_NAMES and value)
