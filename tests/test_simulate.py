@@ -61,6 +61,9 @@ def test_frontier_helpers() -> None:
     assert list(pareto_front(cost, quality)) == [0, 1, 2, 3]
     hull = quality_hull(cost, quality)
     assert [tuple(p) for p in hull] == [(1, 0.5), (2, 0.7), (4, 0.9)]  # (3, 0.72) lies under the chord
+    # no points at all: an empty hull of the same shape, and no area
+    assert quality_hull([], []).shape == (0, 2)
+    assert aiq([], [], 1.0) == 0.0
 
 
 def test_simulate_is_seeded_and_consistent() -> None:

@@ -37,7 +37,7 @@ def quality_hull(cost: Sequence[float], quality: Sequence[float]) -> np.ndarray:
             else:
                 break
         hull.append(p)
-    return np.array(hull)
+    return np.array(hull).reshape(-1, 2)  # (0, 2) when there are no points
 
 
 def aiq(cost: Sequence[float], quality: Sequence[float], c_max: float) -> float:
