@@ -40,6 +40,18 @@ class _DecisionState:
     prior: np.ndarray  # (K, T) prior means
     noise: np.ndarray  # (K, T) noise variances
     tried: np.ndarray  # indices of the models observed at least once
+    # configured expected quality relative to the mean configured one (0 where unset); None: none configured
+    quality_offset: np.ndarray | None
+
+
+def _quality_offsets(configured_quality: np.ndarray) -> np.ndarray | None:
+    """Each model's configured expected quality minus the mean of those configured (0 where unset), or
+    None when no model has one. Relative, so that a user's guesses count for the ranking they imply,
+    not for their level: the level per task comes from the data."""
+    known = configured_quality == configured_quality  # not NaN
+    if not known.any():
+        return None
+    return np.where(known, configured_quality - float(configured_quality[known].mean()), 0.0)
 
 
 class Policy(ABC):
@@ -180,6 +192,7 @@ class Policy(ABC):
 
         Prior: configured where set, else the pooled mean of every observation, else defaults.
         Noise: each model's residual variance shrunk toward the pooled one by noise_prior_n pseudo-counts.
+        Quality offsets: where the sharing across models centres each model's prior (see _shrink_quality).
         """
         if self._derived is None:
             pooled_mean = self._sum / self._count if self._count > 0 else _DEFAULT_MEAN
@@ -198,7 +211,7 @@ class Policy(ABC):
             pseudo *= n0 / (n0 + float(np.add.reduce(arms.n)))
             noise = (pseudo + ssr) / np.maximum(n0 + arms.n, 1e-12)[:, None]
             tried = (arms.n >= 1).nonzero()[0]
-            self._derived = _DecisionState(prior, noise, tried)
+            self._derived = _DecisionState(prior, noise, tried, _quality_offsets(configured[:, 0]))
         return self._derived
 
     # -- decisions --------------------------------------------------------------------------------
@@ -235,10 +248,11 @@ class Policy(ABC):
         w, w2 = self._weight_vectors()
         variance = u2[:, None] * noise  # posterior variance of each predicted component
         if self.shrinkage:
+            offset = state.quality_offset
             if idx is None:
-                _shrink_quality_one(mean, variance, state.tried)
+                _shrink_quality_one(mean, variance, state.tried, offset)
             else:
-                _shrink_quality(mean, variance, self._arms.n[idx])
+                _shrink_quality(mean, variance, self._arms.n[idx], None if offset is None else offset[idx])
         reward = mean @ w
         sd = np.sqrt(variance @ w2)
         low, high = self._reward_bounds(mean, variance)

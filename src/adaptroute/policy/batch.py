@@ -48,6 +48,8 @@ def predict_rows(
     lam = policy._arms.lam
     w = policy.weights.vector()
     counts = policy._arms.n[idx]
+    offset = policy._decision_state().quality_offset
+    offset = None if offset is None else offset[idx]
     means = np.empty((n, k, _T))
     reward = np.empty((n, k))
     sd = np.empty((n, k))
@@ -60,7 +62,7 @@ def predict_rows(
         m = (Xc @ theta).reshape(-1, k, _T) + lam * V[:, :, :1] * prior[None]
         var = u2[:, :, None] * noise[None]
         if policy.shrinkage:
-            _shrink_quality(m, var, counts)
+            _shrink_quality(m, var, counts, offset)
         r = m @ w
         s = np.sqrt(var @ (w * w))
         low, high = policy._reward_bounds(m, var)
