@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import DatasetError
 from ..types import LoggedBatch, Observations
+
+if TYPE_CHECKING:
+    from ..features import Featurizer
 
 __all__ = ["FullInfoDataset"]
 
@@ -82,6 +86,11 @@ class FullInfoDataset:
             latency_s=None if self.latency_s is None else self.latency_s[:, cols],
             skipped=self.skipped,
         )
+
+    def features(self, featurizer: Featurizer) -> np.ndarray:
+        """Every prompt's feature vector (an empty text where the data has none)."""
+        texts = self.texts if self.texts is not None else ("",) * len(self)
+        return featurizer.transform_texts(texts, [str(t) for t in self.tasks])
 
     def as_batch(self, features: np.ndarray) -> LoggedBatch:
         """Every (prompt, model) outcome as observations over ``features``: a policy warm start."""

@@ -63,8 +63,7 @@ class SimulationResult:
 
 
 def featurize(featurizer: Featurizer, data: FullInfoDataset) -> np.ndarray:
-    texts = data.texts if data.texts is not None else ("",) * len(data)
-    return featurizer.transform_texts(texts, [str(t) for t in data.tasks])
+    return data.features(featurizer)
 
 
 def simulate(

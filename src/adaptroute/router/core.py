@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import threading
 import time
 from collections.abc import Generator, Sequence
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..config import ModelSpec, RewardWeights, RouterSettings
+from ..datasets import FullInfoDataset, load_dataset
 from ..errors import AllModelsFailedError, ConfigError, NoEligibleModelError, PolicyStateError, UnknownDecisionError
 from ..features import Featurizer, HashingFeaturizer
 from ..messages import PromptHasher, prompt_text, validate_messages
@@ -25,7 +27,7 @@ from .flow import Call, FlowResult, Pause, RequestPlan, Score, route
 from .models import PricedModel, resolve_models
 from .request_parts import _check_task, _new_id, _scores, _secrets_in, _takes_model
 from .streaming import AsyncRoutedStream, RoutedStream, first_chunk_async, first_chunk_sync
-from .learning import Learner
+from .learning import Learner, warm_start_batch
 
 __all__ = ["Router"]
 
@@ -387,9 +389,18 @@ class Router:
         return sorted(_scores(prediction), key=lambda s: -s.reward)
 
     def retrain(self) -> int:
-        """Refit the policy from the whole log and swap it in atomically; returns the new version.
-        Calls in flight finish on the policy that decided them."""
+        """Refit the policy from the whole log (on top of warm_start()'s data, if given) and swap it in
+        atomically; returns the new version. Calls in flight finish on the policy that decided them."""
         return self._learner.retrain(read_log).version
+
+    def warm_start(self, data: FullInfoDataset | str | os.PathLike[str], *, allow_pickle: bool = False) -> int:
+        """Learn from outcomes known before this deployment's traffic (an eval set every model answered,
+        benchmark rows: a FullInfoDataset or a file load_dataset reads), matched to models by name, with
+        the log learned on top; kept for later retrain() calls in this process. Returns the new version."""
+        if not isinstance(data, FullInfoDataset):
+            data = load_dataset(data, allow_pickle=allow_pickle)
+        batch = warm_start_batch(data, self._models, self._featurizer)
+        return self._learner.warm_start(batch, read_log).version
 
     # -- persistence and lifetime -----------------------------------------------------------------
     def save_policy(self, path: str) -> None:

@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..config import RewardWeights
-from ..errors import UnknownDecisionError
+from ..datasets import FullInfoDataset
+from ..errors import DatasetError, UnknownDecisionError
+from ..features import Featurizer
 from ..policy import Policy
 from ..store import LogStore
 from ..types import Attempt, Decision, LoggedBatch, Outcome, RoutingRecord
 
-__all__ = ["Learner"]
+if TYPE_CHECKING:
+    from .models import PricedModel
+
+__all__ = ["Learner", "warm_start_batch"]
 
 _DECISION_EXISTS = "SELECT 1 FROM decisions WHERE decision_id = ? LIMIT 1"
 
@@ -45,6 +50,7 @@ class Learner:
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._lock = threading.Lock()
         self._replay: list[tuple[Any, ...]] | None = None  # updates made while a retrain is fitting
+        self._warm: LoggedBatch | None = None  # outcomes known before this deployment's traffic
         # successful calls, tokens in, tokens out: for price-based cost priors (Python numbers: a NumPy
         # array costs more per call than the additions themselves)
         self._calls, self._tokens_in, self._tokens_out = 0, 0.0, 0.0
@@ -126,19 +132,29 @@ class Learner:
             pending.learned_quality = quality
 
     # -- retraining -------------------------------------------------------------------------------
-    def retrain(self, read: Callable[[LogStore], LoggedBatch]) -> Policy:
+    def warm_start(self, warm: LoggedBatch, read: Callable[[LogStore], LoggedBatch]) -> Policy:
+        """Keep ``warm`` as what was known before this deployment's traffic, and retrain on it plus the log."""
+        return self.retrain(read, warm=warm)
+
+    def retrain(self, read: Callable[[LogStore], LoggedBatch], warm: LoggedBatch | None = None) -> Policy:
+        """Refit on the warm-start data (the one given, else the one kept) and then the whole log."""
         with self._lock:
             snapshot = self._store.snapshot()  # flushed, and no further flush until released
             snapshot.__enter__()
             self._replay = []
             base = self._policy
+            warm = self._warm if warm is None else warm
         try:
             try:
                 batch = read(self._store)
             finally:
                 snapshot.__exit__(None, None, None)
             fresh = base.clone()
-            fresh.fit(batch)
+            if warm is None:
+                fresh.fit(batch)
+            else:  # the prior precision that the warm-start data supports best, then the log on top
+                fresh.fit(warm, select_prior=True)
+                fresh.partial_fit(batch)
         except BaseException:
             with self._lock:
                 self._replay = None
@@ -153,6 +169,7 @@ class Learner:
             fresh.weights = self._policy.weights
             fresh.version = base.version + 1
             self._policy = fresh
+            self._warm = warm
         return fresh
 
     def swap(self, policy: Policy) -> None:
@@ -166,3 +183,16 @@ def _failed(attempt: Attempt, record: RoutingRecord) -> Outcome:
     and offset its failure penalty: a failure is learned at the cost the model was expected to have."""
     expected = next((s.cost_usd for s in record.scores if s.model == attempt.model), 0.0)
     return Outcome(0.0, max(attempt.cost_usd, expected), attempt.latency_s, failed=True)
+
+
+def warm_start_batch(data: FullInfoDataset, models: Mapping[str, PricedModel], featurizer: Featurizer) -> LoggedBatch:
+    """The router's models' outcomes in ``data`` (matched by name) as observations over the router's
+    features. Without latencies in the data, each model's expected_latency_s stands in, else 0."""
+    known = tuple(name for name in models if name in data.models)
+    if not known:
+        raise DatasetError(f"{data.source}: none of the router's models {sorted(models)} is in it (it has {list(data.models)})")
+    data = data.select_models(known)
+    if data.latency_s is None:
+        expected = np.array([models[name].spec.expected_latency_s or 0.0 for name in known])
+        data = replace(data, latency_s=np.tile(expected, (len(data), 1)))
+    return data.as_batch(data.features(featurizer))
