@@ -69,3 +69,15 @@ def test_data_without_any_routed_model_is_refused_and_changes_nothing(router: Ro
     with pytest.raises(DatasetError, match="none of the router's models"):
         router.warm_start(data)
     assert router.policy.version == 0 and sum(router.policy.observation_counts().values()) == 0
+
+
+def test_warm_start_reads_a_long_format_file(router: Router, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = eval_set()
+    lines = ["prompt_id,task,model,quality,cost_usd,prompt"]
+    for i in range(len(data)):
+        for j, model in enumerate(data.models):
+            lines.append(f"{data.prompt_ids[i]},{data.tasks[i]},{model},{data.quality[i, j]},{data.cost_usd[i, j]},{data.texts[i]}")
+    path = tmp_path / "eval.csv"
+    path.write_text("\n".join(lines) + "\n")
+    router.warm_start(str(path))
+    assert best_share(router) > 0.9
