@@ -69,6 +69,29 @@ def test_errors_are_one_clear_line(tmp_path: Path, capsys) -> None:  # type: ign
     assert code == 2 and "quality" in err
 
 
+def test_simulate_with_priors_uses_them_and_names_bad_fields(long_file: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from adaptroute.datasets import load_dataset
+
+    data = load_dataset(long_file)
+    truth = data.quality.mean(axis=0)
+    priors = tmp_path / "priors.json"
+    priors.write_text(json.dumps({m: {"quality": float(q)} for m, q in zip(data.models, truth, strict=True)}))
+    args = ("simulate", str(long_file), "--weights", "quality=1,cost=200", "--json")
+    _, plain, _ = run_cli(*args, capsys=capsys)
+    code, informed, _ = run_cli(*args, "--priors", str(priors), capsys=capsys)
+    assert code == 0 and json.loads(informed)["model_shares"] != json.loads(plain)["model_shares"]
+
+    priors.write_text(json.dumps({data.models[0]: {"quality": 1.5}}))
+    code, out, err = run_cli(*args, "--priors", str(priors), capsys=capsys)
+    assert code == 2 and out == "" and "priors.json" in err and "quality" in err and data.models[0] in err
+    priors.write_text(json.dumps({"no-such-model": {"quality": 0.5}}))
+    code, _, err = run_cli(*args, "--priors", str(priors), capsys=capsys)
+    assert code == 2 and "no-such-model" in err
+    priors.write_text("{not json")
+    code, _, err = run_cli(*args, "--priors", str(priors), capsys=capsys)
+    assert code == 2 and "not valid JSON" in err
+
+
 def test_report_replay_and_tune_on_a_router_log(router_log: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = run_cli("report", str(router_log), "--json", "--plot", str(tmp_path / "plots"), capsys=capsys)
     assert code == 0

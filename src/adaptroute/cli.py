@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--passes", type=int, default=1)
     sim.add_argument("--warm-start", dest="warm_start",
                      help="full-information data to fit the policy on first (its prior precision chosen by evidence)")
+    sim.add_argument("--priors", help='JSON file of what is known per model before its first request, e.g. '
+                     '{"gpt-4o": {"quality": 0.9}} (fields: quality, cost_usd, latency_s)')
     sim.add_argument("--allow-pickle", action="store_true",
                      help="allow reading RouterBench's pandas pickle: unpickling runs code from the file, so only for files you trust")
     _add_common(sim)
@@ -123,13 +125,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from .datasets import load_dataset
+    from .datasets import load_dataset, read_priors
     from .replay.simulate import simulate
 
     data = load_dataset(args.data, allow_pickle=args.allow_pickle)
     warm = load_dataset(args.warm_start, allow_pickle=args.allow_pickle) if args.warm_start else None
+    priors = read_priors(args.priors) if args.priors else None
     result = simulate(data, args.policy, _weights(args.weights), seed=args.seed, passes=args.passes,
-                      warm_start=warm, progress=not args.json)
+                      warm_start=warm, priors=priors, progress=not args.json)
     if args.json:
         _print_json(result.to_dict())
         return 0

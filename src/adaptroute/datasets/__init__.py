@@ -22,6 +22,7 @@ from pathlib import Path
 from ..errors import DatasetError
 from .base import FullInfoDataset
 from .longformat import LONG_COLUMNS, LONG_FORMATS, read_long, write_long
+from .priors import read_priors
 from .routerbench import is_routerbench_header, read_routerbench
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "is_routerbench_header",
     "load_dataset",
     "read_long",
+    "read_priors",
     "read_routerbench",
     "write_long",
 ]

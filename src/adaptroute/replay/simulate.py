@@ -8,6 +8,7 @@ probabilities and a seeded draw, and learns only the chosen model's outcome.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from ..config import RewardWeights
 from ..datasets.base import FullInfoDataset
 from ..errors import ConfigError, DatasetError
 from ..features import Featurizer, HashingFeaturizer
-from ..policy import Policy, make_policy
+from ..policy import ModelPrior, Policy, make_policy
 from .baselines import Reference, reference_points, reward_matrix
 
 __all__ = ["SimulationResult", "featurize", "simulate"]
@@ -75,9 +76,11 @@ def simulate(
     passes: int = 1,
     warm_start: FullInfoDataset | None = None,
     featurizer: Featurizer | None = None,
+    priors: Mapping[str, ModelPrior] | None = None,
     progress: bool = False,
 ) -> SimulationResult:
-    """Stream ``passes`` seeded shuffles of ``data`` through ``policy`` (a name or a fresh Policy)."""
+    """Stream ``passes`` seeded shuffles of ``data`` through ``policy`` (a name or a fresh Policy), with
+    ``priors`` (what is known of some models before their first request) set first."""
     if passes < 1:
         raise ConfigError(f"passes must be >= 1, got {passes}")
     if len(data) == 0:
@@ -88,8 +91,11 @@ def simulate(
     featurizer = featurizer or HashingFeaturizer()
     agent = make_policy(policy, weights=weights, seed=seed) if isinstance(policy, str) else policy
     agent.weights = weights
+    unknown = sorted(set(priors or ()) - set(data.models))
+    if unknown:
+        raise ConfigError(f"priors name models that {data.source} does not have: {unknown}")
     for model in data.models:
-        agent.add_model(model)
+        agent.add_model(model, (priors or {}).get(model))
     if warm_start is not None:
         missing = [m for m in data.models if m not in warm_start.models]
         if missing:
