@@ -31,111 +31,12 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .behaviors import Behavior, RecordedRequest
+from .http_wire import _chunk, _error_body, _parse_head, _read_body, _send_event, _send_json, _send_raw
+
 __all__ = ["Behavior", "FakeOpenAI", "RecordedRequest", "fake_openai"]
-
-_REASONS = {
-    200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 408: "Request Timeout",
-    429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
-_CONTEXT_MESSAGE = (
-    "This model's maximum context length is 16385 tokens. However, your messages resulted in 40000 tokens. "
-    "Please reduce the length of the messages."
-)
-
-
-@dataclass(frozen=True)
-class Behavior:
-    """What the server does with one request. Build them with the class methods."""
-
-    kind: str = "ok"  # ok | error | drop | malformed | stream_break
-    delay_s: float = 0.0  # wait this long before answering (a slow model)
-    content: str | None = None  # the answer (default: "answer from <model>")
-    prompt_tokens: int = 12
-    completion_tokens: int = 5
-    status: int = 200
-    error_type: str = "server_error"
-    error_code: str | None = None
-    error_message: str = "fake failure"  # "{api_key}" is replaced by the request's bearer token
-    retry_after: str | None = None
-    after_first_token: bool = False  # stream_break: break after the first content chunk (else before)
-    chunk_delay_s: float = 0.0  # streams: pause between chunks
-
-    @classmethod
-    def ok(cls, content: str | None = None, *, prompt_tokens: int = 12, completion_tokens: int = 5,
-           delay_s: float = 0.0, chunk_delay_s: float = 0.0) -> Behavior:
-        return cls("ok", delay_s=delay_s, content=content, prompt_tokens=prompt_tokens,
-                   completion_tokens=completion_tokens, chunk_delay_s=chunk_delay_s)
-
-    @classmethod
-    def slow(cls, delay_s: float, content: str | None = None) -> Behavior:
-        return cls("ok", delay_s=delay_s, content=content)
-
-    @classmethod
-    def error(cls, status: int, message: str = "fake failure", *, error_type: str = "server_error",
-              code: str | None = None, retry_after: float | str | None = None, delay_s: float = 0.0) -> Behavior:
-        return cls("error", status=status, error_message=message, error_type=error_type, error_code=code,
-                   retry_after=None if retry_after is None else str(retry_after), delay_s=delay_s)
-
-    @classmethod
-    def rate_limited(cls, retry_after: float | str | None = None) -> Behavior:
-        return cls.error(429, "Rate limit reached for requests", error_type="requests",
-                         code="rate_limit_exceeded", retry_after=retry_after)
-
-    @classmethod
-    def server_error(cls, status: int = 500) -> Behavior:
-        return cls.error(status, f"The server had an error while processing your request ({status})")
-
-    @classmethod
-    def context_window(cls) -> Behavior:
-        """OpenAI's 400 context_length_exceeded (litellm raises ContextWindowExceededError)."""
-        return cls.error(400, _CONTEXT_MESSAGE, error_type="invalid_request_error", code="context_length_exceeded")
-
-    @classmethod
-    def echo_key(cls, status: int = 401) -> Behavior:
-        """An error whose body repeats the API key the request carried (as careless providers do)."""
-        return cls.error(status, "Incorrect API key provided: {api_key}. Check the key {api_key} and retry.",
-                         error_type="invalid_request_error", code="invalid_api_key")
-
-    @classmethod
-    def drop(cls, delay_s: float = 0.0) -> Behavior:
-        """Read the request, then close the connection without a response."""
-        return cls("drop", delay_s=delay_s)
-
-    @classmethod
-    def malformed(cls) -> Behavior:
-        """200 with a Content-Type of JSON and a body that is not JSON."""
-        return cls("malformed")
-
-    @classmethod
-    def stream_break(cls, *, after_first_token: bool, content: str | None = None) -> Behavior:
-        """A stream that sends its headers and then breaks, before or after its first content chunk.
-        A request without ``stream: true`` sees a dropped connection."""
-        return cls("stream_break", after_first_token=after_first_token, content=content)
-
-    def with_(self, **changes: Any) -> Behavior:
-        """A copy with some fields changed, e.g. ``Behavior.ok().with_(delay_s=0.2)``."""
-        return replace(self, **changes)
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-    model: str | None
-    ts: float = field(default_factory=time.time)
-
-    @property
-    def json(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            return None
 
 
 class _Abort(Exception):
@@ -405,59 +306,6 @@ class FakeOpenAI:
                                        "model": model, "choices": [], "usage": usage})
         writer.write(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
         await writer.drain()
-
-
-def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) < 2:
-        raise ValueError(f"bad request line {lines[0]!r}")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if line:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-    return parts[0].upper(), parts[1], headers
-
-
-async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        parts = []
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
-            if size == 0:
-                await reader.readuntil(b"\r\n")
-                return b"".join(parts)
-            parts.append(await reader.readexactly(size))
-            await reader.readexactly(2)
-    length = int(headers.get("content-length") or 0)
-    return await reader.readexactly(length) if length else b""
-
-
-def _error_body(message: str, kind: str, code: str | None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
-
-
-async def _send_raw(writer: asyncio.StreamWriter, status: int, body: bytes, content_type: str,
-                    extra: dict[str, str] | None = None) -> None:
-    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"Content-Type: {content_type}",
-             f"Content-Length: {len(body)}", "Connection: keep-alive"]
-    lines += [f"{k}: {v}" for k, v in (extra or {}).items()]
-    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-    await writer.drain()
-
-
-async def _send_json(writer: asyncio.StreamWriter, status: int, payload: Any, extra: dict[str, str] | None = None) -> None:
-    await _send_raw(writer, status, json.dumps(payload).encode(), "application/json", extra)
-
-
-def _chunk(data: bytes) -> bytes:
-    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
-
-
-async def _send_event(writer: asyncio.StreamWriter, payload: Any) -> None:
-    writer.write(_chunk(f"data: {json.dumps(payload)}\n\n".encode()))
-    await writer.drain()
 
 
 @contextmanager
