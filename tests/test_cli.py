@@ -84,6 +84,9 @@ def test_simulate_with_priors_uses_them_and_names_bad_fields(long_file: Path, tm
     priors.write_text(json.dumps({data.models[0]: {"quality": 1.5}}))
     code, out, err = run_cli(*args, "--priors", str(priors), capsys=capsys)
     assert code == 2 and out == "" and "priors.json" in err and "quality" in err and data.models[0] in err
+    priors.write_text('{"%s": {"cost_usd": Infinity}}' % data.models[0])  # Python's json reads it: refused all the same
+    code, _, err = run_cli(*args, "--priors", str(priors), capsys=capsys)
+    assert code == 2 and "cost_usd" in err
     priors.write_text(json.dumps({"no-such-model": {"quality": 0.5}}))
     code, _, err = run_cli(*args, "--priors", str(priors), capsys=capsys)
     assert code == 2 and "no-such-model" in err

@@ -43,7 +43,9 @@ def read_priors(path: str | os.PathLike[str]) -> dict[str, ModelPrior]:
         values: dict[str, float] = {}
         for name, value in fields.items():
             low, high = _FIELDS[name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                math.isfinite(value) and low <= value <= high
+            ):
                 raise DatasetError(f"{source}: {model!r}: {name} must be a number in [{low}, {high}], got {value!r}")
             values[name] = float(value)
         priors[model] = ModelPrior(**values)
