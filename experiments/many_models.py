@@ -42,9 +42,11 @@ POLICIES = {
     "thompson + list prices": ("thompson", {}, "prices"),
     "thompson + list prices + expected quality (true pass rate ± 0.1)": ("thompson", {}, "prices+quality"),
     "thompson + warm start on an eval set (every model on 100 other prompts)": ("thompson", {}, "eval-set"),
-    "thompson, plain (scale 1, no shrinkage)": ("thompson", {"scale": 1.0, "shrinkage": False}, None),
-    "thompson, scale 0.5, no shrinkage": ("thompson", {"shrinkage": False}, None),
-    "thompson, scale 1, shrinkage": ("thompson", {"scale": 1.0}, None),
+    "thompson, plain (scale 1 whatever the number of models, no shrinkage)":
+        ("thompson", {"scale": 1.0, "scale_at": None, "shrinkage": False}, None),
+    "thompson, no shrinkage": ("thompson", {"shrinkage": False}, None),
+    "thompson, scale 1 (at 10 models)": ("thompson", {"scale": 1.0}, None),
+    "thompson, width 0.5 whatever the number of models": ("thompson", {"scale_at": None}, None),
     "linucb (alpha 1)": ("linucb", {}, None),
     "egreedy (epsilon 0.1)": ("egreedy", {}, None),
 }

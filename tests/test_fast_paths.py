@@ -47,6 +47,33 @@ def test_eligible_in_another_order_keeps_each_model_its_own_prediction(name: str
     np.testing.assert_allclose(backward.reward, forward.reward[::-1], rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("k", [4, 12, 40])
+def test_thompson_sample_draws_with_the_logged_probabilities(k: int) -> None:
+    """simulate() draws with sample() (one posterior draw per model), the router with the probabilities
+    it logs (their Gauss-Hermite integral): the same distribution, for any number of models (the
+    posterior's width depends on it)."""
+    policy = make_policy("thompson", seed=0)
+    rng = np.random.default_rng(k)
+    truth = rng.uniform(0.3, 0.9, k)
+    for i in range(6 * k):
+        model = i % k
+        x = np.array([1.0, *rng.normal(0, 0.3, 3)])
+        policy.update(x, f"m{model}", Outcome(float(rng.random() < truth[model]), 0.001, 0.0))
+    x = np.array([1.0, 0.1, -0.2, 0.0])
+    p = policy.probabilities(x)
+    draws = np.bincount([policy.sample(x, np.random.default_rng(s)) for s in range(20_000)], minlength=k) / 20_000
+    # sampling noise (4 sd) plus the quadrature's own error (about 1% of a probability)
+    np.testing.assert_array_less(np.abs(draws - p), 4 * np.sqrt(p * (1 - p) / 20_000) + 0.01 * p + 1e-3)
+    assert policy.width(k) == pytest.approx(0.5 * np.sqrt(np.log(10) / np.log(max(k, 3))))
+
+
+def test_thompson_width_narrows_with_more_models_unless_fixed() -> None:
+    policy = make_policy("thompson", scale=0.5)
+    assert policy.width(2) == policy.width(3) > policy.width(10) == 0.5 > policy.width(60)
+    fixed = make_policy("thompson", scale=0.5, scale_at=None)
+    assert fixed.width(3) == fixed.width(60) == 0.5
+
+
 def test_batch_featurization_equals_one_text_at_a_time() -> None:
     texts = ["", "a", "ab cd", "Héllo wörld, 日本語 {json: [1, 2]}", "word " * 3000, "one", "x_y z9 " * 50]
     tasks = ["t0", "t1", "t0", "t2", "t1", "t0", "t2"]

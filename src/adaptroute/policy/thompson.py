@@ -8,6 +8,7 @@ logged propensity is the exact probability the draw used.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -137,22 +138,38 @@ def win_probabilities_batch(
 class ThompsonSampling(Policy):
     """Probability matching on the posterior of each model's reward (the default policy).
 
-    ``scale`` widens (>1) or narrows (<1) the posterior used for exploration.
+    ``scale`` widens (>1) or narrows (<1) the posterior used for exploration, as set for ``scale_at``
+    models. With K models to choose from, the width is ``scale * sqrt(ln scale_at / ln K)`` (K at least
+    3): the best of K draws overshoots its model's mean by about sqrt(2 ln K) posterior sds, so among
+    dozens of models plain sampling keeps chasing lucky draws, and among a few it settles too soon.
+    ``scale_at=None`` keeps the width at ``scale`` whatever K.
     """
 
     name = "thompson"
 
-    def __init__(self, *, scale: float = 0.5, **kwargs: Any) -> None:
+    def __init__(self, *, scale: float = 0.5, scale_at: float | None = 10.0, **kwargs: Any) -> None:
         if not scale > 0:
             raise ConfigError(f"scale must be > 0, got {scale}")
+        if scale_at is not None and not scale_at >= 3:
+            raise ConfigError(f"scale_at must be a number of models >= 3 (or None), got {scale_at}")
         self.scale = float(scale)
+        self.scale_at = None if scale_at is None else float(scale_at)
+        self._widths: dict[int, float] = {}
         super().__init__(**kwargs)
 
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "scale": self.scale}
+        return {**super().params(), "scale": self.scale, "scale_at": self.scale_at}
+
+    def width(self, k: int) -> float:
+        """The factor on the posterior sd when choosing among ``k`` models."""
+        w = self._widths.get(k)
+        if w is None:
+            w = self.scale if self.scale_at is None else self.scale * math.sqrt(math.log(self.scale_at) / math.log(max(k, 3)))
+            self._widths[k] = w
+        return w
 
     def _probabilities(self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-        return win_probabilities(reward, sd * self.scale, low, high)
+        return win_probabilities(reward, sd * self.width(reward.shape[0]), low, high)
 
     def sample(self, x: np.ndarray, rng: np.random.Generator | None = None) -> int:
         """Thompson sampling itself: one clipped posterior draw per model, the best draw wins (with the
@@ -166,10 +183,14 @@ class ThompsonSampling(Policy):
         if k > 1 and rng.random() < self.floor:
             return int(rng.integers(k))
         centre = np.minimum(np.maximum(reward, low), high)
-        draws = centre + (self.scale * sd) * rng.standard_normal(k)
+        draws = centre + (self.width(k) * sd) * rng.standard_normal(k)
         return int(np.minimum(np.maximum(draws, low), high).argmax())
 
     def _probabilities_batch(
         self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray, mask: np.ndarray
     ) -> np.ndarray:
-        return win_probabilities_batch(reward, sd * self.scale, low, high, mask)
+        if self.scale_at is None:
+            return win_probabilities_batch(reward, sd * self.scale, low, high, mask)
+        counts = np.maximum(mask.sum(axis=1, keepdims=True), 3)  # per row: width() of its eligible count
+        widths = self.scale * np.sqrt(math.log(self.scale_at) / np.log(counts))
+        return win_probabilities_batch(reward, sd * widths, low, high, mask)
