@@ -154,7 +154,6 @@ class ThompsonSampling(Policy):
             raise ConfigError(f"scale_at must be a number of models >= 3 (or None), got {scale_at}")
         self.scale = float(scale)
         self.scale_at = None if scale_at is None else float(scale_at)
-        self._widths: dict[int, float] = {}
         super().__init__(**kwargs)
 
     def params(self) -> dict[str, Any]:
@@ -162,11 +161,9 @@ class ThompsonSampling(Policy):
 
     def width(self, k: int) -> float:
         """The factor on the posterior sd when choosing among ``k`` models."""
-        w = self._widths.get(k)
-        if w is None:
-            w = self.scale if self.scale_at is None else self.scale * math.sqrt(math.log(self.scale_at) / math.log(max(k, 3)))
-            self._widths[k] = w
-        return w
+        if self.scale_at is None:
+            return self.scale
+        return self.scale * math.sqrt(math.log(self.scale_at) / math.log(max(k, 3)))
 
     def _probabilities(self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         return win_probabilities(reward, sd * self.width(reward.shape[0]), low, high)
@@ -189,8 +186,6 @@ class ThompsonSampling(Policy):
     def _probabilities_batch(
         self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray, mask: np.ndarray
     ) -> np.ndarray:
-        if self.scale_at is None:
-            return win_probabilities_batch(reward, sd * self.scale, low, high, mask)
-        counts = np.maximum(mask.sum(axis=1, keepdims=True), 3)  # per row: width() of its eligible count
-        widths = self.scale * np.sqrt(math.log(self.scale_at) / np.log(counts))
-        return win_probabilities_batch(reward, sd * widths, low, high, mask)
+        counts, row_count = np.unique(mask.sum(axis=1), return_inverse=True)  # each row's eligible count
+        widths = np.array([self.width(int(k)) for k in counts])[row_count]
+        return win_probabilities_batch(reward, sd * widths[:, None], low, high, mask)

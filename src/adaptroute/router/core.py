@@ -400,7 +400,7 @@ class Router:
         if not isinstance(data, FullInfoDataset):
             data = load_dataset(data, allow_pickle=allow_pickle)
         batch = warm_start_batch(data, self._models, self._featurizer)
-        return self._learner.warm_start(batch, read_log).version
+        return self._learner.retrain(read_log, warm=batch).version
 
     # -- persistence and lifetime -----------------------------------------------------------------
     def save_policy(self, path: str) -> None:

@@ -132,12 +132,9 @@ class Learner:
             pending.learned_quality = quality
 
     # -- retraining -------------------------------------------------------------------------------
-    def warm_start(self, warm: LoggedBatch, read: Callable[[LogStore], LoggedBatch]) -> Policy:
-        """Keep ``warm`` as what was known before this deployment's traffic, and retrain on it plus the log."""
-        return self.retrain(read, warm=warm)
-
     def retrain(self, read: Callable[[LogStore], LoggedBatch], warm: LoggedBatch | None = None) -> Policy:
-        """Refit on the warm-start data (the one given, else the one kept) and then the whole log."""
+        """Refit on the warm-start data (``warm``, kept from then on; else the one kept before) and then
+        the whole log."""
         with self._lock:
             snapshot = self._store.snapshot()  # flushed, and no further flush until released
             snapshot.__enter__()
