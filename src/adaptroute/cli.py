@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     rpt.add_argument("--plot", help="folder for PNG plots of model shares over time")
     rpt.add_argument("--pass-threshold", type=float, default=0.5, help="quality at which a task counts as completed")
     rpt.add_argument("--json", action="store_true")
+
+    mig = sub.add_parser("migrate", help="bring a closed log file written by an older adaptroute to this schema version")
+    mig.add_argument("log", help="a .duckdb log file no process has open")
     return parser
 
 
@@ -147,10 +150,18 @@ def _replay(args: argparse.Namespace) -> int:
     from .replay.ope import evaluate, format_text
     from .store import read_log
 
+    from dataclasses import replace
+
+    from .reward import logged_weights
+
     batch = read_log(args.log)
-    weights = _weights(args.weights)
+    logged, _ = logged_weights(batch)
+    # Without --weights the candidate is scored under the weights the log was collected under.
+    weights = _weights(args.weights) if args.weights or logged is None else logged
+    source = "logged" if not args.weights and logged is not None else "given" if args.weights else "default"
     candidate = make_policy(args.policy, weights=weights, seed=args.seed)
     result = evaluate(batch, candidate, weights, args.estimator, n_boot=args.bootstrap, seed=args.seed)
+    result = replace(result, weights_source=source)
     if args.json:
         _print_json(result.to_dict())
     else:
@@ -186,7 +197,18 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"demo": _demo, "simulate": _simulate, "replay": _replay, "tune": _tune, "report": _report}
+def _migrate(args: argparse.Namespace) -> int:
+    from .store import migrate_log
+
+    before, after = migrate_log(args.log)
+    if before == after:
+        print(f"{args.log}: already at log schema version {after}")
+    else:
+        print(f"{args.log}: migrated from log schema version {before} to {after}")
+    return 0
+
+
+_COMMANDS = {"migrate": _migrate, "demo": _demo, "simulate": _simulate, "replay": _replay, "tune": _tune, "report": _report}
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

@@ -9,9 +9,9 @@ import numpy as np
 
 from .config import RewardWeights
 from .errors import ConfigError
-from .types import Outcome
+from .types import WEIGHT_NAMES, LoggedBatch, Outcome
 
-__all__ = ["reward", "rewards"]
+__all__ = ["logged_weights", "reward", "rewards"]
 
 
 def reward(outcome: Outcome, weights: RewardWeights) -> float:
@@ -41,3 +41,17 @@ def rewards(
     if weights.failure and failed is not None:
         out = out - weights.failure * np.asarray(failed, dtype=float)
     return out
+
+
+def logged_weights(batch: LoggedBatch) -> tuple[RewardWeights | None, int]:
+    """The reward weights of the latest decision that logged them, and how many distinct settings the
+    log holds (0 when none was logged: logs older than schema version 2, datasets)."""
+    w = batch.weights
+    if w is None or not len(w):
+        return None, 0
+    known = np.flatnonzero(np.isfinite(w).all(axis=1))
+    if not known.shape[0]:
+        return None, 0
+    latest = known[np.argmax(np.asarray(batch.ts)[known])]
+    distinct = np.unique(w[known], axis=0).shape[0]
+    return RewardWeights(**dict(zip(WEIGHT_NAMES, map(float, w[latest]), strict=True))), int(distinct)

@@ -12,6 +12,7 @@ from .errors import InvalidQualityError
 
 __all__ = [
     "TARGETS",
+    "WEIGHT_NAMES",
     "Attempt",
     "Decision",
     "LoggedBatch",
@@ -25,6 +26,10 @@ __all__ = [
 # What every policy predicts per model, in this order. The reward combines them with RewardWeights at
 # decision time, so changing weights never needs retraining.
 TARGETS: tuple[str, ...] = ("quality", "cost_usd", "latency_s", "failure")
+
+# The reward weights logged with each decision, in this order (RewardWeights' fields): what a decision
+# was optimising, so replay and tune can default to it and compare other settings against it.
+WEIGHT_NAMES: tuple[str, ...] = ("quality", "cost", "latency", "failure")
 
 AttemptRole = Literal["primary", "retry", "fallback", "escalation"]
 
@@ -93,6 +98,7 @@ class Decision:
     policy_version: int
     prompt_hash: str
     prompt_text: str | None = None
+    weights: tuple[float, ...] | None = None  # the reward weights it was made under, in WEIGHT_NAMES order
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +182,9 @@ class LoggedBatch:
     ts: np.ndarray
     policy_versions: np.ndarray
     observations: Observations
+    # (n, len(WEIGHT_NAMES)) reward weights each decision was made under; NaN where not logged (logs
+    # written before schema version 2, datasets). None: not known for any row.
+    weights: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.chosen.shape[0])

@@ -71,6 +71,7 @@ class OPEResult:
     seed: int
     folds: int
     switch_tau: float | None = None
+    weights_source: str = "given"  # "given", or "logged" (the weights the log's latest decision was made under)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only; NaN and infinities become None."""
@@ -94,6 +95,7 @@ class OPEResult:
                 "seed": self.seed,
                 "folds": self.folds,
                 "switch_tau": self.switch_tau,
+                "weights_source": self.weights_source,
             }
         )
 
@@ -319,7 +321,8 @@ def format_text(result: OPEResult) -> str:
     method = result.estimator.upper() + (f" (tau={result.switch_tau:g})" if result.switch_tau is not None else "")
     lines = [
         f"replay: {method} estimate for policy {result.policy!r}, weights quality={w['quality']:g} "
-        f"cost={w['cost']:g}/USD latency={w['latency']:g}/s failure={w['failure']:g}; {result.n_used:,} decisions "
+        f"cost={w['cost']:g}/USD latency={w['latency']:g}/s failure={w['failure']:g} ({result.weights_source}); "
+        f"{result.n_used:,} decisions "
         f"used, {result.n_excluded:,} excluded; effective sample size {result.ess:,.1f}; {result.confidence:.0%} "
         f"intervals from {result.n_boot} bootstrap resamples",
         "",

@@ -157,6 +157,7 @@ class Router:
         x = self._featurizer.transform(checked, task)
         eligible = self._eligible(len(text) // _CHARS_PER_TOKEN)
         policy = self._learner.policy
+        w = policy.weights  # read before predicting: the weights this decision is made under, logged with it
         prediction = policy.predict(x, eligible)
         p_list = prediction.probabilities.tolist()  # Python floats in one call (not float() on each NumPy scalar)
         k = self._draw(p_list)
@@ -175,6 +176,7 @@ class Router:
             policy_version=policy.version,
             prompt_hash=self._prompt_hash(text),
             prompt_text=text if self.settings.store_prompts else None,
+            weights=(w.quality, w.cost, w.latency, w.failure),
         )
         self._store.add_decision(decision)  # before the call: (x, chosen, propensity) survive a failure
         plan = RequestPlan(

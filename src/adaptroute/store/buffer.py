@@ -68,7 +68,7 @@ class _Buffer:
 
 def _put_decision(buf: _Buffer, d: Decision) -> None:
     (decision_id, ts, task, prompt_hash, prompt_text, features, eligible, probabilities, chosen, propensity,
-     policy_name, policy_version) = buf.decisions.append
+     policy_name, policy_version, w_quality, w_cost, w_latency, w_failure) = buf.decisions.append
     decision_id(d.id)
     ts(int(d.ts * 1e6))
     task(d.task)
@@ -81,6 +81,14 @@ def _put_decision(buf: _Buffer, d: Decision) -> None:
     propensity(d.propensity)
     policy_name(d.policy_name)
     policy_version(d.policy_version)
+    w = d.weights or _NO_WEIGHTS
+    w_quality(w[0])
+    w_cost(w[1])
+    w_latency(w[2])
+    w_failure(w[3])
+
+
+_NO_WEIGHTS = (None, None, None, None)
 
 
 def _put_result(buf: _Buffer, item: tuple[RoutingRecord, float]) -> None:

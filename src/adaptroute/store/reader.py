@@ -2,6 +2,7 @@
 
 Sources: a live LogStore, a closed .duckdb file, a glob of them (one per router process), or a folder
 of Parquet snapshots (LogStore.export_parquet; several folders by glob). No SQL is built from paths.
+Logs of an older schema version are read as they are: columns added since are NULL (not logged).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import pyarrow.compute as pc
 
 from ..errors import SchemaVersionError, StoreError
 from ..types import LoggedBatch, Observations
-from .schema import SCHEMA_VERSION, TABLES, fetch_arrow
+from .migrate import log_version
+from .schema import ARROW_SCHEMAS, SCHEMA_VERSION, TABLES, WEIGHT_COLUMNS, fetch_arrow
 from .writer import LogStore, _connect
 
 __all__ = ["read_log"]
@@ -28,7 +30,7 @@ _FALLBACKS = "fa AS (SELECT decision_id, bool_or(role = 'fallback') AS fell_back
 DECISION_ROWS = f"""
 WITH {_LATEST_FEEDBACK}, {_FALLBACKS}
 SELECT d.decision_id, epoch_us(d.ts) AS ts_us, d.task, d.features, d.eligible, d.probabilities,
-       d.chosen, d.propensity, d.policy_version, o.executed_model,
+       d.chosen, d.propensity, d.policy_version, {", ".join(f"d.{c}" for c in WEIGHT_COLUMNS)}, o.executed_model,
        coalesce(fb.quality, o.quality) AS quality, o.cost_usd, o.latency_s,
        (o.decision_id IS NOT NULL AND o.executed_model IS NULL) AS failed,
        coalesce(o.escalated, false) AS escalated, coalesce(o.retries, 0) > 0 AS retried,
@@ -47,9 +49,6 @@ FROM attempts a LEFT JOIN fb USING (decision_id)
 ORDER BY a.decision_id, a.seq
 """
 
-_META_VERSION = "SELECT value FROM meta WHERE key = 'schema_version'"
-
-
 def read_log(source: LogStore | str | os.PathLike[str]) -> LoggedBatch:
     """Every decision of a log, with its outcome, latest feedback and per-attempt observations."""
     if isinstance(source, LogStore):
@@ -57,7 +56,10 @@ def read_log(source: LogStore | str | os.PathLike[str]) -> LoggedBatch:
     source = str(source)
     files = _log_files(source)
     if isinstance(files, str):  # one DuckDB file: query it in place instead of copying its tables out first
-        return _assemble(*_query_file(files))
+        queried = _query_file(files)
+        if queried is not None:
+            return _assemble(*queried)
+        files = [files]  # an older schema version: its tables, completed with the columns added since
     tables = _load_tables(files)
     con = duckdb.connect(":memory:")
     try:
@@ -68,9 +70,12 @@ def read_log(source: LogStore | str | os.PathLike[str]) -> LoggedBatch:
         con.close()
 
 
-def _query_file(path: str) -> tuple[pa.Table, pa.Table]:
-    con = _open_log(path)
+def _query_file(path: str) -> tuple[pa.Table, pa.Table] | None:
+    """The query's results on a log of this schema version; None for an older one."""
+    con, version = _open_log(path)
     try:
+        if version != SCHEMA_VERSION:
+            return None
         return fetch_arrow(con, DECISION_ROWS), fetch_arrow(con, ATTEMPT_ROWS)
     finally:
         con.close()  # before assembling: DuckDB's buffers go back before the arrays that follow
@@ -97,31 +102,49 @@ def _load_tables(files: list[Path] | list[str]) -> dict[str, pa.Table]:
     return {t: pa.concat_tables([p[t] for p in parts]) for t in TABLES}
 
 
-def _open_log(path: str) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to an adaptroute log file of this schema version."""
+def _open_log(path: str) -> tuple[duckdb.DuckDBPyConnection, int]:
+    """A read-only connection to an adaptroute log file of this or an older schema version."""
     if not Path(path).exists():
         raise StoreError(f"log file {path} does not exist")
+    if Path(path).is_file() and not _looks_like_duckdb(path):
+        raise StoreError(f"{path} is not a DuckDB log file (a router writes one; a dataset goes to `adaptroute simulate`)")
     con = _connect(path, read_only=True)
     try:
-        try:
-            rows = con.execute(_META_VERSION).fetchall()
-            version = rows[0] if rows else None
-        except duckdb.CatalogException:
-            raise SchemaVersionError(f"{path} is not an adaptroute log (no meta table)") from None
-        if version is None or version[0] != str(SCHEMA_VERSION):
-            raise SchemaVersionError(f"{path} has log schema version {version and version[0]!r}, expected {SCHEMA_VERSION}")
+        version = log_version(con, path)
+        if not 1 <= version <= SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"{path} has log schema version {version}; this adaptroute reads versions 1 to {SCHEMA_VERSION}: upgrade adaptroute"
+            )
     except BaseException:
         con.close()
         raise
-    return con
+    return con, version
+
+
+def _looks_like_duckdb(path: str) -> bool:
+    """DuckDB files carry "DUCK" at byte 8; anything else (a CSV, a parquet file) is not a log."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return True  # let DuckDB report what is wrong with it
+    return len(head) < 12 or head[8:12] == b"DUCK"
 
 
 def _duckdb_tables(path: str) -> dict[str, pa.Table]:
-    con = _open_log(path)
+    con, _ = _open_log(path)
     try:
-        return {t: fetch_arrow(con, _SELECT_ALL[t]) for t in TABLES}
+        return {t: _conform(t, fetch_arrow(con, _SELECT_ALL[t])) for t in TABLES}
     finally:
         con.close()
+
+
+def _conform(table: str, data: pa.Table) -> pa.Table:
+    """A table of an older schema version with the columns added since appended, all NULL."""
+    for field in ARROW_SCHEMAS[table]:
+        if field.name not in data.column_names:
+            data = data.append_column(field, pa.nulls(data.num_rows, field.type))
+    return data
 
 
 _SELECT_ALL = {table: f"SELECT * FROM {table}" for table in TABLES}
@@ -134,8 +157,12 @@ def _parquet_tables(dirs: list[Path]) -> dict[str, pa.Table]:
     for table in TABLES:
         files = [f for d in dirs for f in sorted(d.glob(f"{table}*.parquet"))]
         if not files:
-            raise StoreError(f"no {table}*.parquet in {', '.join(map(str, dirs))}")
-        out[table] = pa.concat_tables([pq.read_table(f) for f in files])
+            raise StoreError(
+                f"{', '.join(map(str, dirs))} holds no {table}*.parquet, so it is not a log snapshot "
+                "(LogStore.export_parquet writes one). A folder of benchmark data is a dataset: "
+                "`adaptroute simulate` or `adaptroute tune` read those"
+            )
+        out[table] = pa.concat_tables([_conform(table, pq.read_table(f)) for f in files])
     return out
 
 
@@ -239,4 +266,5 @@ def _assemble(dec: pa.Table, att: pa.Table) -> LoggedBatch:
         ts=dec.column("ts_us").to_numpy(zero_copy_only=False).astype(float) / 1e6,
         policy_versions=dec.column("policy_version").fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64),
         observations=observations,
+        weights=np.column_stack([floats(c) for c in WEIGHT_COLUMNS]) if n else np.zeros((0, len(WEIGHT_COLUMNS))),
     )

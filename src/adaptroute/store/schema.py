@@ -5,6 +5,9 @@ Append-only tables:
 - attempts: one row per model call inside a request (primary, retry, fallback, escalation).
 - outcomes: one row per request, written when it ends (what the user got, in total).
 - feedback: delayed quality, joined by decision id; the latest row per decision wins.
+
+Each version's changes are listed in MIGRATIONS (applied by store.migrate, explicitly); a column added
+by a migration is NULL in the rows written before it, and readers treat NULL as "not logged".
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["ARROW_SCHEMAS", "CREATE_TABLES", "SCHEMA_VERSION", "TABLES", "fetch_arrow"]
+__all__ = ["ARROW_SCHEMAS", "CREATE_TABLES", "MIGRATIONS", "SCHEMA_VERSION", "TABLES", "WEIGHT_COLUMNS", "fetch_arrow"]
 
 
 def fetch_arrow(con: Any, sql: str, params: list[Any] | None = None) -> pa.Table:
@@ -26,7 +29,11 @@ def fetch_arrow(con: Any, sql: str, params: list[Any] | None = None) -> pa.Table
     raise AttributeError("this DuckDB version offers no Arrow export")
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# The reward weights each decision was made under (types.WEIGHT_NAMES order), one DOUBLE column each:
+# plain columns read back as arrays, and a log file stays queryable by hand.
+WEIGHT_COLUMNS: tuple[str, ...] = ("weight_quality", "weight_cost", "weight_latency", "weight_failure")
 
 TABLES = ("decisions", "attempts", "outcomes", "feedback")
 
@@ -47,6 +54,7 @@ ARROW_SCHEMAS: dict[str, pa.Schema] = {
             ("propensity", pa.float64()),
             ("policy_name", pa.string()),
             ("policy_version", pa.int32()),
+            *((column, pa.float64()) for column in WEIGHT_COLUMNS),
         ]
     ),
     "attempts": pa.schema(
@@ -100,7 +108,8 @@ CREATE_TABLES: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS decisions (
         decision_id VARCHAR, ts TIMESTAMPTZ, task VARCHAR, prompt_hash VARCHAR, prompt_text VARCHAR,
         features FLOAT[], eligible VARCHAR[], probabilities DOUBLE[], chosen VARCHAR, propensity DOUBLE,
-        policy_name VARCHAR, policy_version INTEGER)""",
+        policy_name VARCHAR, policy_version INTEGER, weight_quality DOUBLE, weight_cost DOUBLE,
+        weight_latency DOUBLE, weight_failure DOUBLE)""",
     """CREATE TABLE IF NOT EXISTS attempts (
         decision_id VARCHAR, seq SMALLINT, model VARCHAR, role VARCHAR, latency_s DOUBLE,
         first_token_s DOUBLE, cost_usd DOUBLE, tokens_in INTEGER, tokens_out INTEGER, quality DOUBLE,
@@ -112,5 +121,11 @@ CREATE_TABLES: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS feedback (
         decision_id VARCHAR, ts TIMESTAMPTZ, quality DOUBLE, source VARCHAR)""",
 )
+
+# version -> the statements that bring a log of that version to the next one (store.migrate runs them in
+# one transaction with the version bump). Columns are only ever added, at the end of their table.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: tuple(f"ALTER TABLE decisions ADD COLUMN {column} DOUBLE" for column in WEIGHT_COLUMNS),
+}
 
 COUNT_ROWS: dict[str, str] = {table: f"SELECT count(*) FROM {table}" for table in TABLES}

@@ -30,6 +30,7 @@ import pyarrow as pa
 from ..errors import SchemaVersionError, StoreError, StoreLockedError
 from ..types import Decision, RoutingRecord
 from .buffer import _Buffer, _put_decision, _put_feedback, _put_result, _to_tables
+from .migrate import migration_hint
 from .schema import COUNT_ROWS, CREATE_TABLES, SCHEMA_VERSION, TABLES, fetch_arrow
 
 __all__ = ["LogStore"]
@@ -171,9 +172,11 @@ class LogStore:
             meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
             version = meta.get("schema_version")
             if version != str(SCHEMA_VERSION):
+                older = version is not None and version.isdigit() and int(version) < SCHEMA_VERSION
+                advice = migration_hint(self.path) if older else "start a new log file or upgrade adaptroute"
                 raise SchemaVersionError(
                     f"{self.path} has log schema version {version!r}; this adaptroute writes version "
-                    f"{SCHEMA_VERSION}. Migrate it explicitly or start a new log file."
+                    f"{SCHEMA_VERSION}: {advice}"
                 )
             stored = meta.get("prompt_hash_key")
             return hash_key or (bytes.fromhex(stored) if stored else secrets.token_bytes(32))
