@@ -12,6 +12,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+from .secrecy import mask_params, secret_values
 
 __all__ = ["ModelSpec", "RewardWeights", "RouterSettings", "describe_validation_error"]
 
@@ -40,9 +41,11 @@ _OWN_FIELDS = frozenset(
         "max_input_tokens",
         "expected_quality",
         "expected_latency_s",
+        "secret_params",
     }
 )
-# Parameter names whose values are secrets: never printed, never logged.
+# Some parameter names whose values are secrets. Not a closed list: adaptroute.secrecy finds credentials
+# by name (any *key, *token, *secret, *password ...), by SecretStr, in headers and in URLs.
 SECRET_PARAM_NAMES = frozenset({"api_key", "aws_secret_access_key", "aws_session_token", "azure_ad_token", "vertex_credentials"})
 
 
@@ -99,7 +102,9 @@ class ModelSpec(_Validated):
     """One routable model: its litellm name and call parameters, prices, limits and optional priors.
 
     Any keyword that is not a field here (api_base, api_key, timeout, temperature, ...) is passed to
-    litellm on every call to this model. Secret parameters (api_key, ...) never appear in repr or logs.
+    litellm on every call to this model. Credentials never appear in repr, logs or errors: parameters
+    named like one (api_key, client_secret, *_token, ...), every header value (extra_headers), URL
+    user:password, values given as pydantic ``SecretStr``, and the parameters listed in ``secret_params``.
     """
 
     model_config = ConfigDict(frozen=True, extra="allow")
@@ -111,6 +116,7 @@ class ModelSpec(_Validated):
     max_input_tokens: int | None = None
     expected_quality: float | None = None
     expected_latency_s: float | None = None
+    secret_params: tuple[str, ...] = ()  # more parameter names whose values are credentials
 
     @field_validator("input_cost_per_token", "output_cost_per_token", "expected_latency_s")
     @classmethod
@@ -140,25 +146,32 @@ class ModelSpec(_Validated):
 
     @property
     def call_params(self) -> dict[str, Any]:
-        """Extra litellm parameters for this model (api_base, api_key, timeout, ...)."""
-        return dict(self.model_extra or {})
+        """Extra litellm parameters for this model (api_base, api_key, timeout, ...), SecretStr unwrapped."""
+        return {k: _unwrap(v) for k, v in (self.model_extra or {}).items()}
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(str(v) for k, v in (self.model_extra or {}).items() if k in SECRET_PARAM_NAMES and v)
+        """Every credential this model's parameters send (see adaptroute.secrecy)."""
+        return tuple(secret_values(self.model_extra or {}, self.secret_params))
 
     @property
     def has_prices(self) -> bool:
         return self.input_cost_per_token is not None and self.output_cost_per_token is not None
 
     def __repr_args__(self):  # type: ignore[no-untyped-def]
-        for key, value in super().__repr_args__():
-            yield key, ("***" if key in SECRET_PARAM_NAMES and value else value)
+        args = list(super().__repr_args__())
+        masked = mask_params({k: v for k, v in args if k is not None}, self.secret_params)
+        for key, value in args:
+            yield key, masked.get(key, value) if key is not None else value
 
     def public_dict(self) -> dict[str, Any]:
         """Everything but secrets: safe to print or store."""
-        data = self.model_dump()
-        return {k: ("***" if k in SECRET_PARAM_NAMES and v else v) for k, v in data.items()}
+        return mask_params(self.model_dump(), self.secret_params)
+
+
+def _unwrap(value: Any) -> Any:
+    getter = getattr(value, "get_secret_value", None)
+    return getter() if callable(getter) else value
 
 
 def _positive_float(name: str, value: float) -> float:

@@ -19,6 +19,7 @@ from ..errors import AllModelsFailedError, ConfigError, NoEligibleModelError, Po
 from ..features import Featurizer, HashingFeaturizer
 from ..messages import PromptHasher, prompt_text, validate_messages
 from ..policy import Policy, load_policy, make_policy, save_policy
+from ..secrecy import SecretRegistry
 from ..store import LogStore, read_log
 from ..types import Attempt, Decision, ModelScore, RoutingRecord, check_quality
 from .calls import call_async, call_defaults, call_kwargs, call_sync
@@ -98,7 +99,8 @@ class Router:
         self._rng_lock = threading.Lock()
         self._uniforms: list[float] = []  # drawn ahead, in reverse order (pop() takes the next one)
         self._cooldowns = Cooldowns(self.settings.cooldown_s, self.settings.cooldown_after)
-        self._secrets = tuple(s for m in self._models.values() for s in m.spec.secrets)
+        # Every credential the models send, removed from every text the router stores or raises.
+        self._secrets = SecretRegistry(s for m in self._models.values() for s in m.spec.secrets)
         self._owns_store = not isinstance(store, LogStore)
         self._store = (
             store
@@ -185,7 +187,7 @@ class Router:
             chosen_index=k,
             scores=scores,
             models=self._models,
-            secrets=self._secrets + _secrets_in(kwargs),
+            secrets=self._secrets.values.union(own) if (own := _secrets_in(kwargs)) else self._secrets.values,
             scored=self.scorer is not None and not kwargs.get("stream"),
         )
         return _Request(decision, plan, checked, kwargs, scores, policy.version, time.perf_counter(), [])

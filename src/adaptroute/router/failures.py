@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .scrub import scrub
+from ..secrecy import scrub
 
 __all__ = ["Failure", "classify"]
 

@@ -58,7 +58,7 @@ class RequestPlan:
     chosen_index: int  # in scores
     scores: tuple[ModelScore, ...]  # every eligible model, in the policy's order
     models: dict[str, PricedModel]
-    secrets: tuple[str, ...]
+    secrets: frozenset[str]  # the credentials this request sends (the router's and the call's own)
     scored: bool  # a scorer is configured (sync calls score inline; streams are scored at the end)
     _ranking: list[str] | None = None
     _quality: dict[str, float] | None = None

@@ -7,9 +7,9 @@ import inspect
 import os
 from typing import Any
 
-from ..config import SECRET_PARAM_NAMES
 from ..errors import ConfigError
 from ..policy import Prediction
+from ..secrecy import secret_values
 from ..types import ModelScore
 
 __all__: list[str] = []  # internal to adaptroute.router
@@ -52,7 +52,6 @@ def _takes_model(scorer: Any) -> bool:
 
 
 def _secrets_in(kwargs: dict[str, Any]) -> tuple[str, ...]:
-    """Per-call secret parameters (api_key, azure_ad_token, aws_secret_access_key, ...), as for ModelSpec."""
-    if not SECRET_PARAM_NAMES.intersection(kwargs):  # the usual case, checked without a Python loop
-        return ()
-    return tuple(str(value) for key, value in kwargs.items() if key in SECRET_PARAM_NAMES and value)
+    """The credentials a call's own parameters send (api_key=, extra_headers=, an api_base with a
+    password, ...), found as for a ModelSpec's (adaptroute.secrecy.secret_values)."""
+    return tuple(secret_values(kwargs)) if kwargs else ()

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from ..secrecy import scrub_exception
 from ..types import check_quality
 from .calls import litellm
 from .failures import classify
@@ -150,7 +151,7 @@ class RoutedStream(_StreamBase):
             raise
         except Exception as exc:
             self._complete(exc)
-            raise
+            raise scrub_exception(exc, self._request.plan.secrets)
         self._complete(None)
 
     def close(self) -> None:
@@ -172,7 +173,7 @@ class AsyncRoutedStream(_StreamBase):
             raise
         except Exception as exc:
             self._complete(exc)
-            raise
+            raise scrub_exception(exc, self._request.plan.secrets)
         self._complete(None)
 
     async def aclose(self) -> None:

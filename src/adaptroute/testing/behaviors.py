@@ -19,7 +19,7 @@ _CONTEXT_MESSAGE = (
 class Behavior:
     """What the server does with one request. Build them with the class methods."""
 
-    kind: str = "ok"  # ok | error | drop | malformed | stream_break
+    kind: str = "ok"  # ok | error | drop | malformed | stream_break | stream_malformed
     delay_s: float = 0.0  # wait this long before answering (a slow model)
     content: str | None = None  # the answer (default: "answer from <model>")
     prompt_tokens: int = 12
@@ -27,7 +27,8 @@ class Behavior:
     status: int = 200
     error_type: str = "server_error"
     error_code: str | None = None
-    error_message: str = "fake failure"  # "{api_key}" is replaced by the request's bearer token
+    # "{api_key}": the request's bearer token, "{api_key_head}": its first 12 characters, "{headers}": every header
+    error_message: str = "fake failure"
     retry_after: str | None = None
     after_first_token: bool = False  # stream_break: break after the first content chunk (else before)
     chunk_delay_s: float = 0.0  # streams: pause between chunks
@@ -67,6 +68,17 @@ class Behavior:
         """An error whose body repeats the API key the request carried (as careless providers do)."""
         return cls.error(status, "Incorrect API key provided: {api_key}. Check the key {api_key} and retry.",
                          error_type="invalid_request_error", code="invalid_api_key")
+
+    @classmethod
+    def echo_headers(cls, status: int = 401) -> Behavior:
+        """An error whose body repeats every header of the request, values included (a debugging proxy)."""
+        return cls.error(status, "Unauthorized. Request headers were: {headers}", error_type="invalid_request_error",
+                         code="invalid_api_key")
+
+    @classmethod
+    def stream_malformed(cls) -> Behavior:
+        """A 200 stream whose events are not JSON."""
+        return cls("stream_malformed")
 
     @classmethod
     def drop(cls, delay_s: float = 0.0) -> Behavior:

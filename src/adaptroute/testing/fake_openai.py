@@ -253,11 +253,12 @@ class FakeOpenAI:
             raise _Abort
         if b.kind == "error":
             key = headers.get("authorization", "").removeprefix("Bearer ").strip()
-            message = b.error_message.replace("{api_key}", key)
+            message = b.error_message.replace("{api_key}", key).replace("{api_key_head}", key[:12]).replace(
+                "{headers}", "; ".join(f"{name}: {value}" for name, value in headers.items()))
             extra = {"Retry-After": b.retry_after} if b.retry_after is not None else {}
             await _send_json(writer, b.status, _error_body(message, b.error_type, b.error_code), extra)
             return True
-        if b.kind == "malformed":
+        if b.kind == "malformed" or (b.kind == "stream_malformed" and not stream):
             await _send_raw(writer, 200, b'{"id": "chatcmpl-broken", "choices": [{"message": ', "application/json")
             return True
         content = b.content if b.content is not None else f"answer from {model}"
@@ -283,6 +284,12 @@ class FakeOpenAI:
         await writer.drain()
         if b.kind == "stream_break" and not b.after_first_token:
             raise _Abort
+        if b.kind == "stream_malformed":
+            for _ in range(3):
+                writer.write(_chunk(b'data: {"id": "chatcmpl-broken", "choices": [{"delta": \n\n'))
+            writer.write(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+            await writer.drain()
+            return
 
         def event(delta: dict[str, Any], finish: str | None = None, **more: Any) -> dict[str, Any]:
             return {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
