@@ -191,6 +191,7 @@ class RouterSettings(_Validated):
     retry_backoff_s: float = Field(default=0.25, ge=0)
     cooldown_s: float = Field(default=30.0, ge=0)
     cooldown_after: int = Field(default=3, ge=1)  # consecutive 5xx/timeouts before a cool-down
+    max_cooldown_s: float = Field(default=300.0, ge=0)  # caps a provider's Retry-After (and cooldown_s)
     escalate_below: float | None = Field(default=None, ge=0, le=1)
     max_escalations: int = Field(default=1, ge=0, le=5)
     store_prompts: bool = False

@@ -11,10 +11,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..secrecy import secret_values
 from .flow import Call, CallResult
 from .models import PricedModel
 
-__all__ = ["CallDefaults", "call_async", "call_defaults", "call_kwargs", "call_sync", "litellm"]
+__all__ = ["CallDefaults", "call_async", "call_defaults", "call_kwargs", "call_sync", "litellm", "missing_credentials"]
 
 _module: Any = None
 
@@ -61,13 +62,32 @@ def call_kwargs(defaults: CallDefaults, messages: list[dict[str, Any]], user_kwa
     return kwargs
 
 
+def missing_credentials(kwargs: dict[str, Any]) -> tuple[str, ...]:
+    """After a failed call that passed no credential of its own: the environment variables litellm
+    wanted for this model and did not find (a configuration error, not the model's failure)."""
+    if "mock_response" in kwargs or kwargs.get("mock_timeout"):  # litellm needs no key to mock a call
+        return ()
+    if secret_values({k: v for k, v in kwargs.items() if k not in ("messages", "model")}):
+        return ()
+    try:
+        found = litellm().validate_environment(model=kwargs.get("model"), api_base=kwargs.get("api_base"))
+    except Exception:  # noqa: BLE001 - a best-effort diagnosis must not hide the original error
+        return ()
+    return tuple(str(k) for k in (found or {}).get("missing_keys") or ())
+
+
+def failed(exc: BaseException, start: float, kwargs: dict[str, Any]) -> CallResult:
+    latency = time.perf_counter() - start
+    return CallResult(error=exc, latency_s=latency, missing_keys=missing_credentials(kwargs))
+
+
 def call_sync(call: Call, kwargs: dict[str, Any]) -> CallResult:
     module = litellm()  # imported before the clock starts: the import's seconds are not the model's latency
     start = time.perf_counter()
     try:
         response = module.completion(**kwargs)
     except Exception as exc:  # noqa: BLE001 - every provider failure becomes a recorded attempt
-        return CallResult(error=exc, latency_s=time.perf_counter() - start)
+        return failed(exc, start, kwargs)
     return CallResult(response=response, latency_s=time.perf_counter() - start)
 
 
@@ -77,5 +97,5 @@ async def call_async(call: Call, kwargs: dict[str, Any]) -> CallResult:
     try:
         response = await module.acompletion(**kwargs)
     except Exception as exc:  # noqa: BLE001
-        return CallResult(error=exc, latency_s=time.perf_counter() - start)
+        return failed(exc, start, kwargs)
     return CallResult(response=response, latency_s=time.perf_counter() - start)

@@ -1,5 +1,7 @@
 """Models that keep failing rest for a while: a 429 at once, 5xx and timeouts after several in a row
-(both honouring Retry-After when the provider sends one). A model comes back by itself when its time is up."""
+(both honouring Retry-After when the provider sends one, up to ``max_cooldown_s``: a provider's
+"Retry-After: 1000000000" must not bench a model for 31 years). A model comes back by itself when its
+time is up."""
 
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ __all__ = ["Cooldowns"]
 
 
 class Cooldowns:
-    def __init__(self, cooldown_s: float, after_failures: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, cooldown_s: float, after_failures: int, clock: Callable[[], float] = time.monotonic,
+                 max_cooldown_s: float = 300.0) -> None:
         self.cooldown_s = cooldown_s
+        self.max_cooldown_s = max_cooldown_s
         self.after_failures = after_failures
         self._clock = clock
         self._until: dict[str, float] = {}
@@ -50,5 +54,6 @@ class Cooldowns:
                 rest = failure.retry_after_s if failure.retry_after_s is not None else self.cooldown_s
             else:
                 return
+            rest = min(rest, self.max_cooldown_s)
             self._until[model] = max(self._until.get(model, 0.0), self._clock() + rest)
             self._streak[model] = 0

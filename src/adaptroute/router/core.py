@@ -24,6 +24,7 @@ from ..store import LogStore, read_log
 from ..types import Attempt, Decision, ModelScore, RoutingRecord, check_quality
 from .calls import call_async, call_defaults, call_kwargs, call_sync
 from .cooldown import Cooldowns
+from .failures import all_failed_message
 from .flow import Call, FlowResult, Pause, RequestPlan, Score, route
 from .models import PricedModel, resolve_models
 from .request_parts import _check_task, _new_id, _scores, _secrets_in, _takes_model
@@ -98,7 +99,8 @@ class Router:
         self._rng = np.random.default_rng(seed)
         self._rng_lock = threading.Lock()
         self._uniforms: list[float] = []  # drawn ahead, in reverse order (pop() takes the next one)
-        self._cooldowns = Cooldowns(self.settings.cooldown_s, self.settings.cooldown_after)
+        self._cooldowns = Cooldowns(self.settings.cooldown_s, self.settings.cooldown_after,
+                                    max_cooldown_s=self.settings.max_cooldown_s)
         # Every credential the models send, removed from every text the router stores or raises.
         self._secrets = SecretRegistry(s for m in self._models.values() for s in m.spec.secrets)
         self._owns_store = not isinstance(store, LogStore)
@@ -356,12 +358,9 @@ class Router:
         calls = self._learner.calls
         if calls and (calls & (calls - 1) == 0 or calls % 1024 == 0):
             self._refresh_priors()  # at 1, 2, 4, ... calls, then every 1024: priors follow real token counts
-        if outcome.scorer_error is not None:
-            raise outcome.scorer_error
         if record.model is None:
             raise AllModelsFailedError(
-                f"every model failed for decision {record.decision_id}: "
-                + "; ".join(f"{a.model}: {a.error_class}" for a in record.attempts),
+                all_failed_message(record.decision_id, record.attempts, outcome.failures),
                 decision_id=record.decision_id,
                 attempts=record.attempts,
             )

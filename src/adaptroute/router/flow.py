@@ -17,7 +17,7 @@ from typing import Any
 from ..config import RouterSettings
 from ..types import Attempt, AttemptRole, ModelScore
 from .cooldown import Cooldowns
-from .failures import Failure, classify
+from .failures import Failure, classify, scorer_failed, warn_config_error
 from .models import PricedModel
 
 __all__ = ["Call", "CallResult", "Pause", "RequestPlan", "Score", "route"]
@@ -35,6 +35,7 @@ class CallResult:
     error: BaseException | None = None
     latency_s: float = 0.0
     first_token_s: float | None = None
+    missing_keys: tuple[str, ...] = ()  # credentials litellm wanted and found nowhere (a failed call only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +86,6 @@ class FlowResult:
     returned_seq: int | None = None
     escalated: bool = False
     failures: dict[int, Failure] = field(default_factory=dict)
-    scorer_error: BaseException | None = None
 
 
 def _tokens(response: Any) -> tuple[int, int]:
@@ -115,14 +115,15 @@ def route(
         if result.error is None:
             tokens_in, tokens_out = _tokens(result.response)
             quality: float | None = None
+            note: str | None = None
             if plan.scored:
                 try:
                     quality = yield Score(model.name, result.response)
-                except Exception as exc:  # noqa: BLE001 - logged first, raised to the caller by the driver
-                    out.scorer_error = exc
+                except Exception as exc:  # noqa: BLE001 - a paid answer is kept; the scorer's error is logged
+                    note = scorer_failed(exc, plan.secrets)
             out.attempts.append(
                 Attempt(model.name, role, result.latency_s, model.cost(tokens_in, tokens_out), tokens_in, tokens_out,
-                        quality, first_token_s=result.first_token_s)
+                        quality, error_message=note, first_token_s=result.first_token_s)
             )
             out.responses[len(out.attempts) - 1] = result.response
             cooldowns.success(model.name)
@@ -135,7 +136,9 @@ def route(
                     model, role = plan.models[stronger], "escalation"
                     continue
             break
-        failure = classify(result.error, plan.secrets)
+        failure = classify(result.error, plan.secrets, missing_keys=result.missing_keys)
+        if failure.config_error:
+            warn_config_error(model.name, failure)
         out.failures[len(out.attempts)] = failure
         out.attempts.append(
             Attempt(model.name, role, result.latency_s, 0.0, error_class=failure.error_class,

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..secrecy import scrub_exception
 from ..types import check_quality
-from .calls import litellm
-from .failures import classify
+from .calls import failed, litellm
+from .failures import classify, scorer_failed
 from .flow import Call, CallResult, FlowResult
 
 if TYPE_CHECKING:
@@ -27,13 +27,27 @@ __all__ = ["AsyncRoutedStream", "RoutedStream", "first_chunk_async", "first_chun
 
 @dataclass(slots=True)
 class _Peeked:
-    first: Any
+    first: list[Any]  # the chunks read before the stream was handed over, the first answer chunk last
     rest: Any
     started: float
 
 
-class _EmptyStream(Exception):
-    """The provider closed the stream before sending anything."""
+class MalformedStreamError(Exception):
+    """The stream ended before any answer: nothing sent, or a body litellm could not parse (it then
+    makes up a closing chunk with no role and no content, which must not pass for an empty answer)."""
+
+
+_ANSWER_FIELDS = ("role", "content", "tool_calls", "function_call", "reasoning_content", "refusal")
+_MAX_LEADING = 256  # chunks without an answer read before the stream is handed over (keep-alives, usage)
+
+
+def _answers(chunk: Any) -> bool:
+    """Whether a chunk starts an answer: a delta with a role, content or a tool call."""
+    for choice in getattr(chunk, "choices", None) or ():
+        delta = getattr(choice, "delta", None)
+        if delta is not None and any(getattr(delta, f, None) for f in _ANSWER_FIELDS):
+            return True
+    return False
 
 
 def _with_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -48,12 +62,16 @@ def first_chunk_sync(call: Call, kwargs: dict[str, Any]) -> CallResult:
     try:
         stream = module.completion(**_with_usage(kwargs))
         iterator = iter(stream)
-        try:
-            first = next(iterator)
-        except StopIteration:
-            raise _EmptyStream("stream ended before the first chunk") from None
+        first: list[Any] = []
+        while not first or not _answers(first[-1]):
+            try:
+                first.append(next(iterator))
+            except StopIteration:
+                raise MalformedStreamError(_empty_message(first)) from None
+            if len(first) > _MAX_LEADING:
+                raise MalformedStreamError(f"no answer in the first {_MAX_LEADING} chunks")
     except Exception as exc:  # noqa: BLE001
-        return CallResult(error=exc, latency_s=time.perf_counter() - start)
+        return failed(exc, start, kwargs)
     elapsed = time.perf_counter() - start
     return CallResult(response=_Peeked(first, iterator, start), latency_s=elapsed, first_token_s=elapsed)
 
@@ -64,14 +82,24 @@ async def first_chunk_async(call: Call, kwargs: dict[str, Any]) -> CallResult:
     try:
         stream = await module.acompletion(**_with_usage(kwargs))
         iterator = stream.__aiter__()
-        try:
-            first = await iterator.__anext__()
-        except StopAsyncIteration:
-            raise _EmptyStream("stream ended before the first chunk") from None
+        first: list[Any] = []
+        while not first or not _answers(first[-1]):
+            try:
+                first.append(await iterator.__anext__())
+            except StopAsyncIteration:
+                raise MalformedStreamError(_empty_message(first)) from None
+            if len(first) > _MAX_LEADING:
+                raise MalformedStreamError(f"no answer in the first {_MAX_LEADING} chunks")
     except Exception as exc:  # noqa: BLE001
-        return CallResult(error=exc, latency_s=time.perf_counter() - start)
+        return failed(exc, start, kwargs)
     elapsed = time.perf_counter() - start
     return CallResult(response=_Peeked(first, iterator, start), latency_s=elapsed, first_token_s=elapsed)
+
+
+def _empty_message(chunks: list[Any]) -> str:
+    if not chunks:
+        return "stream ended before the first chunk"
+    return f"stream ended after {len(chunks)} chunk(s) without a role, content or tool call (a malformed reply)"
 
 
 class _StreamBase:
@@ -83,7 +111,7 @@ class _StreamBase:
         self._outcome = outcome
         self._seq = outcome.returned_seq
         self._peeked: _Peeked = outcome.responses[self._seq]  # type: ignore[index]
-        self._chunks: list[Any] = [self._peeked.first]
+        self._chunks: list[Any] = list(self._peeked.first)
         self._done = False
         self.adaptroute = router.record(request, outcome)  # provisional until the stream ends
 
@@ -109,15 +137,16 @@ class _StreamBase:
             tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
             model = self._request.plan.models[attempt.model]
             quality = None
+            note = None
             scorer = self._router.scorer
             if scorer is not None and full is not None:
                 try:
                     raw = self._router.score(self._request.messages, full, attempt.model)
                     quality = check_quality(raw, source="scorer")
-                except Exception as exc:  # noqa: BLE001 - logged, then raised to the reader
-                    self._outcome.scorer_error = exc
+                except Exception as exc:  # noqa: BLE001 - the streamed answer stands; the error is logged
+                    note = scorer_failed(exc, self._request.plan.secrets)
             updated = replace(attempt, latency_s=total, cost_usd=model.cost(tokens_in, tokens_out),
-                              tokens_in=tokens_in, tokens_out=tokens_out, quality=quality)
+                              tokens_in=tokens_in, tokens_out=tokens_out, quality=quality, error_message=note)
         elif closed_early:
             updated = replace(attempt, latency_s=total, error_class="StreamClosed", counts_against_model=False,
                               error_message="the caller closed the stream before its end")
@@ -133,15 +162,14 @@ class _StreamBase:
         record = self._router.record(self._request, self._outcome)
         self.adaptroute = record
         self._router._learner.conclude(self._request.decision, record)
-        if self._outcome.scorer_error is not None:
-            raise self._outcome.scorer_error
 
 
 class RoutedStream(_StreamBase):
     """Iterate it like litellm's stream; ``.adaptroute`` holds the routing record (final at the end)."""
 
     def __iter__(self) -> Iterator[Any]:
-        yield self._chunks[0]
+        for chunk in self._peeked.first:
+            yield chunk
         try:
             for chunk in self._peeked.rest:
                 self._chunks.append(chunk)
@@ -163,7 +191,8 @@ class AsyncRoutedStream(_StreamBase):
     """``async for`` over it like litellm's async stream; ``.adaptroute`` as for RoutedStream."""
 
     async def __aiter__(self) -> AsyncIterator[Any]:
-        yield self._chunks[0]
+        for chunk in self._peeked.first:
+            yield chunk
         try:
             async for chunk in self._peeked.rest:
                 self._chunks.append(chunk)
