@@ -4,6 +4,10 @@ The router reads the first chunk before handing the stream over: a stream that b
 token falls back to the next model like any failed call. After that the user holds the stream; when it
 ends (or breaks, or is closed early) the attempt is completed with total latency, tokens, cost and,
 with a scorer, quality of the assembled answer, then logged and learned like any other request.
+
+The router asks the provider for token usage (``stream_options={"include_usage": True}``) to price the
+call; unless the caller asked for it too, the usage-only chunk it adds (``choices=[]``) is kept for the
+accounting and not handed over, so the caller sees the chunks litellm gives for the request they made.
 """
 
 from __future__ import annotations
@@ -52,8 +56,18 @@ def _answers(chunk: Any) -> bool:
 
 def _with_usage(kwargs: dict[str, Any]) -> dict[str, Any]:
     options = dict(kwargs.get("stream_options") or {})
-    options.setdefault("include_usage", True)  # token counts (hence cost) arrive in the last chunk
+    options["include_usage"] = True  # token counts (hence cost) arrive in the last chunk
     return {**kwargs, "stream_options": options}
+
+
+def asked_for_usage(kwargs: dict[str, Any]) -> bool:
+    options = kwargs.get("stream_options")
+    return isinstance(options, dict) and bool(options.get("include_usage"))
+
+
+def _usage_only(chunk: Any) -> bool:
+    """The chunk include_usage adds at the end: usage and no choices."""
+    return not getattr(chunk, "choices", None) and getattr(chunk, "usage", None) is not None
 
 
 def first_chunk_sync(call: Call, kwargs: dict[str, Any]) -> CallResult:
@@ -112,6 +126,7 @@ class _StreamBase:
         self._seq = outcome.returned_seq
         self._peeked: _Peeked = outcome.responses[self._seq]  # type: ignore[index]
         self._chunks: list[Any] = list(self._peeked.first)
+        self._hide_usage = not asked_for_usage(request.kwargs)  # the usage chunk was our request, not theirs
         self._done = False
         self.adaptroute = router.record(request, outcome)  # provisional until the stream ends
 
@@ -168,12 +183,15 @@ class RoutedStream(_StreamBase):
     """Iterate it like litellm's stream; ``.adaptroute`` holds the routing record (final at the end)."""
 
     def __iter__(self) -> Iterator[Any]:
+        hide = self._hide_usage
         for chunk in self._peeked.first:
-            yield chunk
+            if not (hide and _usage_only(chunk)):
+                yield chunk
         try:
             for chunk in self._peeked.rest:
                 self._chunks.append(chunk)
-                yield chunk
+                if not (hide and _usage_only(chunk)):
+                    yield chunk
         except GeneratorExit:
             self._complete(None, closed_early=True)
             raise
@@ -191,12 +209,15 @@ class AsyncRoutedStream(_StreamBase):
     """``async for`` over it like litellm's async stream; ``.adaptroute`` as for RoutedStream."""
 
     async def __aiter__(self) -> AsyncIterator[Any]:
+        hide = self._hide_usage
         for chunk in self._peeked.first:
-            yield chunk
+            if not (hide and _usage_only(chunk)):
+                yield chunk
         try:
             async for chunk in self._peeked.rest:
                 self._chunks.append(chunk)
-                yield chunk
+                if not (hide and _usage_only(chunk)):
+                    yield chunk
         except GeneratorExit:
             self._complete(None, closed_early=True)
             raise
