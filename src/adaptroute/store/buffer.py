@@ -61,6 +61,16 @@ class _Buffer:
             rows.truncate(min(map(len, rows.columns)))
         self.attempts.truncate(sum(self.outcomes.columns[-1]))  # n_attempts, the outcome row's last column
 
+    def remove_decision(self, decision_id: str) -> bool:
+        """Drop one buffered decision row (a durable write of it failed: its call is not made)."""
+        ids = self.decisions.columns[0]
+        for i in range(len(ids) - 1, -1, -1):
+            if ids[i] == decision_id:
+                for column in self.decisions.columns:
+                    del column[i]
+                return True
+        return False
+
     def prepend(self, older: _Buffer) -> None:
         for table in TABLES:
             getattr(self, table).prepend(getattr(older, table))

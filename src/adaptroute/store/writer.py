@@ -30,6 +30,8 @@ import pyarrow as pa
 from ..errors import SchemaVersionError, StoreError, StoreLockedError
 from ..types import Decision, RoutingRecord
 from .buffer import _Buffer, _put_decision, _put_feedback, _put_result, _to_tables
+from .health import WriteHealth
+from .signals import watch
 from .migrate import migration_hint
 from .schema import COUNT_ROWS, CREATE_TABLES, SCHEMA_VERSION, TABLES, fetch_arrow
 
@@ -128,8 +130,10 @@ class LogStore:
         flush_rows: int = 16_384,
         flush_interval_s: float = 1.0,
         hash_key: bytes | None = None,
+        max_unwritten_rows: int = 1_048_576,
     ) -> None:
         self.path = str(path)
+        self._health = WriteHealth(self.path, max(1, int(max_unwritten_rows)))
         self.durable = durable
         self.flush_rows = max(1, int(flush_rows))
         self.flush_interval_s = float(flush_interval_s)
@@ -161,6 +165,7 @@ class LogStore:
         ref = weakref.ref(self)
         self._atexit = lambda: (s := ref()) is not None and s.close()
         atexit.register(self._atexit)
+        watch(self)  # SIGTERM / SIGHUP flush it too
 
     # -- schema -----------------------------------------------------------------------------------
     def _init_schema(self, hash_key: bytes | None) -> bytes:
@@ -196,7 +201,18 @@ class LogStore:
     # container per row (at a million rows, per-row tuples made the garbage collector the largest cost),
     # and the flush reads no Python object twice.
     def add_decision(self, d: Decision) -> None:
-        self._append(_put_decision, d, 1)
+        self._health.check_room(self._pending)  # a failing log refuses new requests past its bound
+        try:
+            self._append(_put_decision, d, 1)
+        except StoreError:
+            if self.durable:  # not committed, so its call will not be made: it must not be written later
+                self._drop_decision(d.id)
+            raise
+
+    def _drop_decision(self, decision_id: str) -> None:
+        with self._buf_lock:
+            if self._buf.remove_decision(decision_id):
+                self._pending -= 1
 
     def add_result(self, record: RoutingRecord, ts: float | None = None) -> None:
         """The attempts of a finished request and its outcome row, buffered together."""
@@ -225,7 +241,7 @@ class LogStore:
                 self._wake.notify()  # a flusher checks whether a batch is due (see _batch_due)
         if self.durable:
             self.flush()
-        elif pending >= self._backlog_rows:
+        elif pending >= self._backlog_rows and self._health.error is None:  # failing: bounded by check_room
             self._wait_for_room()
         else:
             self._appends = n = self._appends + 1  # outside the lock: a rough count is enough
@@ -267,9 +283,11 @@ class LogStore:
                 raise
         try:
             self._write(tables)
+            self._health.succeeded()
         except BaseException as exc:
             self._give_back(taken, rows)
             if isinstance(exc, duckdb.Error):
+                self._health.failed(exc, self._pending)
                 raise StoreError(f"writing the log {self.path} failed: {exc}") from None
             raise
         finally:
@@ -309,7 +327,10 @@ class LogStore:
                         con.from_arrow(tables[table]).insert_into(table)  # than register + INSERT
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                try:  # a failed COMMIT has already ended the transaction: keep its error, not ROLLBACK's
+                    con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass
                 raise
 
     def _give_back(self, taken: _Buffer, rows: int) -> None:
@@ -329,7 +350,7 @@ class LogStore:
                 self._flush(only_if_due=due)  # not due: flush_interval_s passed, write what there is
                 self._flush_error = None
             except BaseException as exc:  # noqa: BLE001 - a background thread must not die
-                if self._flush_error is None:
+                if self._flush_error is None and not isinstance(exc, StoreError):  # StoreErrors: WriteHealth logs
                     log.error("adaptroute: flushing the log failed, rows kept in memory: %s", exc)
                 self._flush_error = exc
 
@@ -349,6 +370,11 @@ class LogStore:
     def buffered_rows(self) -> int:
         return self._pending
 
+    @property
+    def write_error(self) -> BaseException | None:
+        """The error of the last write if it failed (its rows are kept and retried), else None."""
+        return self._health.error
+
     def close(self) -> None:
         """Flush and close (idempotent). Registered at interpreter exit as well."""
         with self._buf_lock:
@@ -358,7 +384,10 @@ class LogStore:
             self._wake.notify_all()
             self._room.notify_all()
         try:
-            self.flush()
+            try:
+                self.flush()
+            except StoreError as exc:
+                raise self._health.unwritten(self._pending, exc.__cause__ or exc) from None
         finally:
             for flusher in self._flushers:
                 if flusher is not threading.current_thread():
