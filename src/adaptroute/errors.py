@@ -19,6 +19,7 @@ __all__ = [
     "EstimatorError",
     "InvalidMessagesError",
     "InvalidQualityError",
+    "LogIntegrityError",
     "NoEligibleModelError",
     "PolicyStateError",
     "SchemaVersionError",
@@ -71,6 +72,22 @@ class StoreError(AdaptRouteError, RuntimeError):
 
 class StoreLockedError(StoreError):
     """Another process holds the DuckDB log file (DuckDB allows one writing process per file)."""
+
+
+class LogIntegrityError(StoreError, ValueError):
+    """A log (file, snapshot) whose tables, column types or values cannot be right; says where."""
+
+    def __init__(self, source: str, table: str | None, column: str | None, row: int | None, problem: str,
+                 *, decision_id: str | None = None) -> None:
+        self.source, self.table, self.column, self.row, self.decision_id = source, table, column, row, decision_id
+        where = [source]
+        if table:
+            where.append(f"table {table}")
+        if column:
+            where.append(f"column {column}")
+        if row is not None:
+            where.append(f"row {row}" + (f" (decision {decision_id})" if decision_id else ""))
+        super().__init__(f"{', '.join(where)}: {problem}")
 
 
 class SchemaVersionError(StoreError):

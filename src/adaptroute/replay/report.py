@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..types import LoggedBatch
 
 __all__ = ["TaskReport", "format_report", "plot_report", "report"]
@@ -56,6 +57,8 @@ def _pct(values: np.ndarray, q: float) -> float | None:
 
 def report(batch: LoggedBatch, pass_threshold: float = 0.5) -> dict[str, TaskReport]:
     """Per-task reports plus "all" (keys: task names, then "all")."""
+    if not isinstance(pass_threshold, (int, float)) or not 0.0 <= float(pass_threshold) <= 1.0:  # NaN fails too
+        raise ConfigError(f"pass_threshold must be a quality in [0, 1], got {pass_threshold!r}")
     answered = batch.executed >= 0
     k = len(batch.models)
     # mean observed cost per call of each model, per task and overall (for the premium counterfactual)

@@ -3,6 +3,9 @@
 Sources: a live LogStore, a closed .duckdb file, a glob of them (one per router process), or a folder
 of Parquet snapshots (LogStore.export_parquet; several folders by glob). No SQL is built from paths.
 Logs of an older schema version are read as they are: columns added since are NULL (not logged).
+Every file is checked first (store.validate): tables, column types, values, and decisions repeated
+across snapshots, which are read once (or refused if their copies disagree). Whatever DuckDB, Arrow
+or NumPy raise on a broken file becomes a StoreError naming it.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import SchemaVersionError, StoreError
+from ..errors import AdaptRouteError, LogIntegrityError, SchemaVersionError, StoreError
 from ..types import LoggedBatch, Observations
 from .migrate import log_version
 from .schema import ARROW_SCHEMAS, SCHEMA_VERSION, TABLES, WEIGHT_COLUMNS, fetch_arrow
+from .validate import SOURCE, check_schema, check_values, merge_duplicates
 from .writer import LogStore, _connect
 
 __all__ = ["read_log"]
@@ -50,35 +54,74 @@ ORDER BY a.decision_id, a.seq
 """
 
 def read_log(source: LogStore | str | os.PathLike[str]) -> LoggedBatch:
-    """Every decision of a log, with its outcome, latest feedback and per-attempt observations."""
+    """Every decision of a log, with its outcome, latest feedback and per-attempt observations.
+
+    Raises LogIntegrityError (naming file, table, column and row) for a log that cannot be right, and
+    StoreError for one that cannot be read."""
     if isinstance(source, LogStore):
         return _assemble(source.fetch_arrow(DECISION_ROWS), source.fetch_arrow(ATTEMPT_ROWS))
-    source = str(source)
+    name = str(source)
+    try:
+        return _read(name)
+    except AdaptRouteError:
+        raise
+    except (duckdb.Error, pa.ArrowException, OSError, ValueError, TypeError, IndexError, MemoryError) as exc:
+        raise StoreError(f"cannot read the log {name}: {type(exc).__name__}: {exc}") from None
+
+
+def _read(source: str) -> LoggedBatch:
     files = _log_files(source)
     if isinstance(files, str):  # one DuckDB file: query it in place instead of copying its tables out first
         queried = _query_file(files)
         if queried is not None:
             return _assemble(*queried)
-        files = [files]  # an older schema version: its tables, completed with the columns added since
-    tables = _load_tables(files)
+        files = [files]  # older schema version or repeated ids: its tables, completed and merged
+    tables, sources = _load_tables(files)
     con = duckdb.connect(":memory:")
     try:
         for name, table in tables.items():
+            con.register(name, table)
+        check_values(con, sources, with_source=True)
+        merged = merge_duplicates(con, sources)
+        for name, table in merged.items():
+            con.unregister(name)
             con.register(name, table)
         return _assemble(fetch_arrow(con, DECISION_ROWS), fetch_arrow(con, ATTEMPT_ROWS))
     finally:
         con.close()
 
 
+_REPEATS = (
+    "SELECT (SELECT count(*) - count(DISTINCT decision_id) FROM decisions) + "
+    "(SELECT count(*) - count(DISTINCT decision_id) FROM outcomes) + "
+    "(SELECT count(*) FROM (SELECT decision_id, seq FROM attempts GROUP BY ALL HAVING count(*) > 1))"
+)
+
+
 def _query_file(path: str) -> tuple[pa.Table, pa.Table] | None:
-    """The query's results on a log of this schema version; None for an older one."""
+    """The query's results on a checked log of this schema version; None for an older one, or one that
+    repeats decision ids (read through the merging path)."""
     con, version = _open_log(path)
     try:
-        if version != SCHEMA_VERSION:
+        _check_tables(con, path, version)
+        if version != SCHEMA_VERSION or con.execute(_REPEATS).fetchall()[0][0]:
             return None
+        check_values(con, [path])
         return fetch_arrow(con, DECISION_ROWS), fetch_arrow(con, ATTEMPT_ROWS)
     finally:
         con.close()  # before assembling: DuckDB's buffers go back before the arrays that follow
+
+
+def _check_tables(con: duckdb.DuckDBPyConnection, path: str, version: int) -> None:
+    for table in TABLES:
+        try:
+            schema = fetch_arrow(con, _NO_ROWS[table]).schema
+        except duckdb.CatalogException:
+            raise LogIntegrityError(path, table, None, None, "the table is missing") from None
+        check_schema(path, table, schema, version)
+
+
+_NO_ROWS = {table: f"SELECT * FROM {table} LIMIT 0" for table in TABLES}
 
 
 def _log_files(source: str) -> str | list[Path] | list[str]:
@@ -95,11 +138,17 @@ def _log_files(source: str) -> str | list[Path] | list[str]:
     return matches[0] if len(matches) == 1 else matches
 
 
-def _load_tables(files: list[Path] | list[str]) -> dict[str, pa.Table]:
+def _load_tables(files: list[Path] | list[str]) -> tuple[dict[str, pa.Table], list[str]]:
+    """Every table of every source, each row tagged with its source's index (for errors and merging)."""
     if isinstance(files[0], Path):
         return _parquet_tables(files)  # type: ignore[arg-type]
     parts = [_duckdb_tables(str(m)) for m in files]
-    return {t: pa.concat_tables([p[t] for p in parts]) for t in TABLES}
+    tables = {t: pa.concat_tables([_tagged(p[t], i) for i, p in enumerate(parts)]) for t in TABLES}
+    return tables, [str(m) for m in files]
+
+
+def _tagged(data: pa.Table, source: int) -> pa.Table:
+    return data.append_column(SOURCE, pa.array(np.full(data.num_rows, source, dtype=np.int32)))
 
 
 def _open_log(path: str) -> tuple[duckdb.DuckDBPyConnection, int]:
@@ -132,28 +181,35 @@ def _looks_like_duckdb(path: str) -> bool:
 
 
 def _duckdb_tables(path: str) -> dict[str, pa.Table]:
-    con, _ = _open_log(path)
+    con, version = _open_log(path)
     try:
+        _check_tables(con, path, version)
         return {t: _conform(t, fetch_arrow(con, _SELECT_ALL[t])) for t in TABLES}
     finally:
         con.close()
 
 
 def _conform(table: str, data: pa.Table) -> pa.Table:
-    """A table of an older schema version with the columns added since appended, all NULL."""
+    """The table's columns in schema order and type (an older schema version's missing columns NULL);
+    its schema was checked first, so casts are between types of one kind."""
+    columns = []
     for field in ARROW_SCHEMAS[table]:
         if field.name not in data.column_names:
-            data = data.append_column(field, pa.nulls(data.num_rows, field.type))
-    return data
+            columns.append(pa.nulls(data.num_rows, field.type))
+        else:
+            column = data.column(field.name)
+            columns.append(column if column.type == field.type else column.cast(field.type))
+    return pa.Table.from_arrays(columns, schema=ARROW_SCHEMAS[table])
 
 
 _SELECT_ALL = {table: f"SELECT * FROM {table}" for table in TABLES}
 
 
-def _parquet_tables(dirs: list[Path]) -> dict[str, pa.Table]:
+def _parquet_tables(dirs: list[Path]) -> tuple[dict[str, pa.Table], list[str]]:
     import pyarrow.parquet as pq
 
-    out = {}
+    out: dict[str, pa.Table] = {}
+    sources: list[str] = []
     for table in TABLES:
         files = [f for d in dirs for f in sorted(d.glob(f"{table}*.parquet"))]
         if not files:
@@ -162,8 +218,17 @@ def _parquet_tables(dirs: list[Path]) -> dict[str, pa.Table]:
                 "(LogStore.export_parquet writes one). A folder of benchmark data is a dataset: "
                 "`adaptroute simulate` or `adaptroute tune` read those"
             )
-        out[table] = pa.concat_tables([_conform(table, pq.read_table(f)) for f in files])
-    return out
+        parts = []
+        for f in files:
+            try:
+                data = pq.read_table(f)
+            except (pa.ArrowException, OSError) as exc:
+                raise LogIntegrityError(str(f), table, None, None, f"cannot be read: {exc}") from None
+            check_schema(str(f), table, data.schema, version=1)  # a snapshot may predate later columns
+            sources.append(str(f))
+            parts.append(_tagged(_conform(table, data), len(sources) - 1))
+        out[table] = pa.concat_tables(parts)
+    return out, sources
 
 
 def _list_to_matrix(column: pa.ChunkedArray | pa.Array, dtype: type = np.float64) -> np.ndarray:
