@@ -106,6 +106,10 @@ class NoEligibleModelError(AdaptRouteError, RuntimeError):
     """No configured model can take this request (for example every context window is too small)."""
 
 
+class BudgetExceededError(AdaptRouteError, RuntimeError):
+    """What is left of a budget cannot pay for any eligible model's expected cost (nothing was called)."""
+
+
 class AllModelsFailedError(AdaptRouteError, RuntimeError):
     """Every attempted model failed. Carries the decision id and every attempt, all of them logged."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -133,6 +133,8 @@ class RoutingRecord:
     policy_version: int
     returned_seq: int | None = None  # index in attempts of the answer the user got
     first_token_s: float | None = None  # streaming: seconds to the first token
+    # what operator controls did (weights, tenant, metadata, bar, budgets): router.controls.ControlNote
+    controls: dict[str, Any] | None = None
 
     @property
     def fallback_chain(self) -> tuple[str, ...]:

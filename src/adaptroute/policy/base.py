@@ -172,13 +172,15 @@ class Policy(ABC):
         self._eligible_cache = (names, idx)
         return names, idx
 
-    def _weight_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """The weights as a vector and its square, rebuilt only when the weights object changes."""
+    def _weight_vectors(self, override: RewardWeights | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The weights (``override`` for one decision, else the policy's) as a vector and its square,
+        rebuilt only when the weights object changes."""
+        target = self.weights if override is None else override
         weights, w, w2 = self._weight_cache
-        if weights is not self.weights:
-            w = self.weights.vector()
+        if weights is not target:
+            w = target.vector()
             w2 = w * w
-            self._weight_cache = (self.weights, w, w2)
+            self._weight_cache = (target, w, w2)
         return w, w2
 
     # -- priors and noise -------------------------------------------------------------------------
@@ -225,27 +227,30 @@ class Policy(ABC):
             x = np.concatenate([x, np.zeros(d - x.shape[0])])
         return x
 
-    def predict(self, x: np.ndarray, eligible: Sequence[str] | None = None) -> Prediction:
-        """Predicted components, reward mean and sd, and probabilities for every eligible model."""
+    def predict(
+        self, x: np.ndarray, eligible: Sequence[str] | None = None, weights: RewardWeights | None = None
+    ) -> Prediction:
+        """Predicted components, reward mean and sd, and probabilities for every eligible model;
+        ``weights`` replaces the policy's reward weights for this decision only (an operator control)."""
         with self._lock:
             names, idx = self._eligible(eligible)
-            mean, reward, sd, probs = self._predict_one(self._fit_dim(x), idx)
+            mean, reward, sd, probs = self._predict_one(self._fit_dim(x), idx, weights)
             return Prediction(names, mean, reward, sd, probs)
 
-    def _predict_one(self, x: np.ndarray, idx: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    def _predict_one(self, x: np.ndarray, idx: np.ndarray | None, weights: RewardWeights | None = None) -> tuple[np.ndarray, ...]:
         """predict()'s arrays for a context already fitted to the dimension; ``idx`` as from _eligible."""
-        mean, reward, sd, low, high = self._reward_stats(x, idx)
+        mean, reward, sd, low, high = self._reward_stats(x, idx, weights)
         probs = self._with_floor(self._probabilities(reward, sd, low, high))
         return mean, reward, sd, probs
 
-    def _reward_stats(self, x: np.ndarray, idx: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    def _reward_stats(self, x: np.ndarray, idx: np.ndarray | None, weights: RewardWeights | None = None) -> tuple[np.ndarray, ...]:
         """Predicted components, reward mean and sd, and reward bounds of the models at ``idx``."""
         state = self._decision_state()
         mean, u2 = self._arms.predict(x, state.prior)
         noise = state.noise
         if idx is not None:
             mean, u2, noise = mean[idx], u2[idx], noise[idx]
-        w, w2 = self._weight_vectors()
+        w, w2 = self._weight_vectors(weights)
         variance = u2[:, None] * noise  # posterior variance of each predicted component
         if self.shrinkage:
             offset = state.quality_offset
@@ -255,22 +260,24 @@ class Policy(ABC):
                 _shrink_quality(mean, variance, self._arms.n[idx], None if offset is None else offset[idx])
         reward = mean @ w
         sd = np.sqrt(variance @ w2)
-        low, high = self._reward_bounds(mean, variance)
+        low, high = self._reward_bounds(mean, variance, weights)
         return mean, reward, sd, low, high
 
-    def _reward_bounds(self, mean: np.ndarray, variance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _reward_bounds(
+        self, mean: np.ndarray, variance: np.ndarray, weights: RewardWeights | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """What each model's reward can be at best and at worst, given that quality and failure live in
         [0, 1] and cost and latency are >= 0 (cost and latency at their optimistic / pessimistic 3-sd
         values). A model whose best case is below another's expected reward is out of the race: no
         posterior tail can keep exploring it (quick elimination of dominated models)."""
-        w, _ = self._weight_vectors()
+        w, _ = self._weight_vectors(weights)
         spread = np.sqrt(variance[..., 1:3])
         spread *= 3.0
         costs = mean[..., 1:3]
         high = np.maximum(costs - spread, 0.0) @ w[1:3]  # the (negative) cost and latency terms, at best
-        high += self.weights.quality
+        high += w[0]
         low = (costs + spread) @ w[1:3]
-        low -= self.weights.failure
+        low += w[3]  # the (negative) failure weight
         return low, high
 
     def predict_batch(
@@ -297,19 +304,22 @@ class Policy(ABC):
     def probabilities(self, x: np.ndarray, eligible: Sequence[str] | None = None) -> np.ndarray:
         return self.predict(x, eligible).probabilities
 
-    def choose(self, x: np.ndarray, eligible: Sequence[str] | None = None, rng: np.random.Generator | None = None) -> tuple[str, Prediction]:
+    def choose(
+        self, x: np.ndarray, eligible: Sequence[str] | None = None, rng: np.random.Generator | None = None,
+        weights: RewardWeights | None = None,
+    ) -> tuple[str, Prediction]:
         """Draw a model from the policy's probabilities (with ``rng``, or the policy's own seeded one)."""
-        prediction = self.predict(x, eligible)
+        prediction = self.predict(x, eligible, weights)
         k = _draw(rng or self.rng, prediction.probabilities)
         return prediction.models[k], prediction
 
-    def sample(self, x: np.ndarray, rng: np.random.Generator | None = None) -> int:
+    def sample(self, x: np.ndarray, rng: np.random.Generator | None = None, weights: RewardWeights | None = None) -> int:
         """Index in ``models`` of a model drawn, over every model, with the same distribution as choose(),
         for simulation, where nothing logs the probabilities: a policy whose probabilities are costly to
         compute can draw directly (Thompson sampling does)."""
         with self._lock:
             _, idx = self._eligible(None)
-            return _draw(rng or self.rng, self._predict_one(self._fit_dim(x), idx)[3])
+            return _draw(rng or self.rng, self._predict_one(self._fit_dim(x), idx, weights)[3])
 
     def _with_floor(self, p: np.ndarray) -> np.ndarray:
         k = p.shape[0]

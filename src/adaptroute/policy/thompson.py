@@ -168,14 +168,14 @@ class ThompsonSampling(Policy):
     def _probabilities(self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         return win_probabilities(reward, sd * self.width(reward.shape[0]), low, high)
 
-    def sample(self, x: np.ndarray, rng: np.random.Generator | None = None) -> int:
+    def sample(self, x: np.ndarray, rng: np.random.Generator | None = None, weights: Any = None) -> int:
         """Thompson sampling itself: one clipped posterior draw per model, the best draw wins (with the
         floor's share of uniform picks). Same distribution as drawing from win_probabilities, which
         integrates exactly this, without the integral."""
         rng = rng or self.rng
         with self._lock:
             _, idx = self._eligible(None)
-            _, reward, sd, low, high = self._reward_stats(self._fit_dim(x), idx)
+            _, reward, sd, low, high = self._reward_stats(self._fit_dim(x), idx, weights)
         k = reward.shape[0]
         if k > 1 and rng.random() < self.floor:
             return int(rng.integers(k))

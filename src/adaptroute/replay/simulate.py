@@ -19,7 +19,10 @@ from ..datasets.base import FullInfoDataset
 from ..errors import ConfigError, DatasetError
 from ..features import Featurizer, HashingFeaturizer
 from ..policy import ModelPrior, Policy, make_policy
+from ..policy.constraints import DEFAULT_BAR, QualityBar
 from .baselines import Reference, reference_points, reward_matrix
+from .constrained import Controls, run_controlled
+from .per_task import per_task_summary
 
 __all__ = ["SimulationResult", "featurize", "simulate"]
 
@@ -43,6 +46,8 @@ class SimulationResult:
     chosen: np.ndarray = field(repr=False)  # model index per step
     prompt_rows: np.ndarray = field(repr=False)  # dataset row per step
     models: tuple[str, ...] = ()
+    per_task: dict[str, dict[str, Any]] = field(default_factory=dict)  # see replay.per_task
+    controls: dict[str, Any] = field(default_factory=dict)  # the bar and budget the run respected
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +65,8 @@ class SimulationResult:
             "baselines": {name: ref.to_dict() for name, ref in self.baselines.items()},
             "regret_vs_oracle": self.regret_vs_oracle,
             "regret_vs_best_fixed_per_task": self.regret_vs_best_fixed_per_task,
+            "controls": self.controls,
+            "per_task": self.per_task,
         }
 
 
@@ -78,14 +85,23 @@ def simulate(
     featurizer: Featurizer | None = None,
     priors: Mapping[str, ModelPrior] | None = None,
     progress: bool = False,
+    bar: QualityBar | float | dict[str, float] | str | None = None,
+    budget_per_request: float | None = None,
 ) -> SimulationResult:
     """Stream ``passes`` seeded shuffles of ``data`` through ``policy`` (a name or a fresh Policy), with
-    ``priors`` (what is known of some models before their first request) set first."""
+    ``priors`` (what is known of some models before their first request) set first.
+
+    Operator controls, as the Router applies them: ``bar`` (one number, {task: bar}, "0.9*best" or a
+    QualityBar) and ``budget_per_request`` (USD, paced over the run). Without weights, a bar or a
+    budget, the default bar applies (DEFAULT_BAR: within 90% of the best model's quality per request)."""
     if passes < 1:
         raise ConfigError(f"passes must be >= 1, got {passes}")
     if len(data) == 0:
         raise DatasetError(f"{data.source}: no complete prompts to simulate")
+    if weights is None and bar is None and budget_per_request is None:
+        bar = DEFAULT_BAR
     weights = weights or RewardWeights()
+    controls = Controls.of(bar, budget_per_request)
     if data.latency_s is None and weights.latency:
         raise ConfigError(f"{data.source} has no latency, so a latency weight cannot be simulated")
     featurizer = featurizer or HashingFeaturizer()
@@ -114,6 +130,12 @@ def simulate(
     chosen = np.empty(order.shape[0], dtype=np.int64)
     steps = _progress(order, progress, f"simulate {agent.name}")
     direct = agent.models == models  # the policy knows exactly the data's models, in the same order
+    bars = np.full(order.shape[0], np.nan)
+    if controls.active:
+        if not direct:
+            raise ConfigError("operator controls need a policy that knows exactly the data's models")
+        run_controlled(agent, X, data.tasks, targets, steps, weights, controls, rng, chosen, bars)
+        steps = ()
     for step, row in enumerate(steps):
         x = X[row]
         if direct:  # nothing is logged here, so the policy may draw without computing probabilities
@@ -150,7 +172,18 @@ def simulate(
         chosen=chosen,
         prompt_rows=order,
         models=models,
+        per_task=per_task_summary(data, order, chosen, controls.bar.bar if controls.bar else None),
+        controls=_describe(controls),
     )
+
+
+def _describe(controls: Controls) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if controls.bar is not None:
+        out["bar"] = controls.bar.bar.describe()
+    if controls.pacer is not None:
+        out["budget_per_request_usd"] = controls.pacer.budget.usd
+    return out
 
 
 def _progress(items: np.ndarray, show: bool, label: str) -> Any:

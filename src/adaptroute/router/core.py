@@ -23,6 +23,7 @@ from ..secrecy import SecretRegistry
 from ..store import LogStore, read_log
 from ..types import Attempt, Decision, ModelScore, RoutingRecord, check_quality
 from .calls import call_async, call_defaults, call_kwargs, call_sync
+from .controls import ControlNote, OperatorControls, check_metadata, check_tenant
 from .cooldown import Cooldowns
 from .failures import all_failed_message
 from .flow import Call, FlowResult, Pause, RequestPlan, Score, route
@@ -50,11 +51,16 @@ class _Request:
     started: float
     ends: list[float]
     pending: Any = None  # the step under way (for a request stopped half-way)
+    controls: ControlNote | None = None  # what the operator controls did to the decision
 
 
 class Router:
     """Routes each request to the model a contextual bandit picks; see the README for the tour.
 
+    ``quality_bar`` (one number, {task: bar}, or a QualityBar) routes each task to the cheapest model
+    whose quality meets its bar; ``budget`` (a Budget or a list) paces spend over its period with a hard
+    cap. Without ``reward``, ``quality_bar`` or ``budget``, each request goes to the cheapest model
+    expected to reach 90% of the best model's quality on it (policy.constraints.DEFAULT_BAR).
     ``store`` is a DuckDB path, ":memory:", or a LogStore. ``policy`` is "thompson" (default),
     "linucb", "egreedy" or a Policy. ``scorer(messages, response)`` returns quality in [0, 1] (or a bool);
     without one, quality arrives later through ``feedback()``. Reliability knobs (timeout_s,
@@ -72,9 +78,14 @@ class Router:
         *,
         featurizer: Featurizer | None = None,
         hash_key: bytes | None = None,
+        quality_bar: Any = None,
+        budget: Any = None,
+        clock: Any = None,
         **settings: Any,
     ) -> None:
         self.settings = RouterSettings(**settings)
+        self._controls = OperatorControls(quality_bar, budget, clock=clock, capacity=self.settings.pending_feedback,
+                                          default_bar=reward is None and quality_bar is None and budget is None)
         if reward is not None and not isinstance(reward, RewardWeights):
             raise ConfigError(f"reward must be a RewardWeights, got {type(reward).__name__}")
         if scorer is not None and not callable(scorer):
@@ -116,6 +127,8 @@ class Router:
             )
         )
         self._learner = Learner(chosen_policy, self._store, self.settings.pending_feedback)
+        self._learner.on_conclude = lambda decision, record: self._controls.concluded(decision.id, record.cost_usd, record.quality)
+        self._learner.on_feedback = self._controls.feedback
         self._prompt_hash = PromptHasher(self._store.hash_key)
         self._refresh_priors()
 
@@ -152,9 +165,9 @@ class Router:
             self._learner.policy.add_model(name, model.prior(typical_in, typical_out))
 
     # -- the decision -----------------------------------------------------------------------------
-    def _decide(self, messages: Any, task: str | None, kwargs: dict[str, Any]) -> _Request:
+    def _decide(self, messages: Any, task: str | None, kwargs: dict[str, Any], overrides: dict[str, Any] | None = None) -> _Request:
         if "model" in kwargs:
-            raise ConfigError("pass models to Router(models=...), not model= to a call")
+            raise ConfigError("pass models to Router(models=...), or an allow-list as models=[...], not model= to a call")
         checked = validate_messages(messages)
         task = _check_task(task)
         text, _ = prompt_text(checked)
@@ -162,7 +175,9 @@ class Router:
         eligible = self._eligible(len(text) // _CHARS_PER_TOKEN)
         policy = self._learner.policy
         w = policy.weights  # read before predicting: the weights this decision is made under, logged with it
-        prediction = policy.predict(x, eligible)
+        prediction, note = self._plan(policy, x, eligible, task, overrides or {})
+        if note is not None:
+            w = note.weights  # the request's own, with what a budget added to the cost weight
         p_list = prediction.probabilities.tolist()  # Python floats in one call (not float() on each NumPy scalar)
         k = self._draw(p_list)
         chosen = prediction.models[k]
@@ -183,6 +198,8 @@ class Router:
             weights=(w.quality, w.cost, w.latency, w.failure),
         )
         self._store.add_decision(decision)  # before the call: (x, chosen, propensity) survive a failure
+        if note is not None:
+            self._controls.opened(decision.id, task, note, note.tenant)
         plan = RequestPlan(
             decision_id=decision.id,
             chosen=chosen,
@@ -192,7 +209,21 @@ class Router:
             secrets=self._secrets.values.union(own) if (own := _secrets_in(kwargs)) else self._secrets.values,
             scored=self.scorer is not None and not kwargs.get("stream"),
         )
-        return _Request(decision, plan, checked, kwargs, scores, policy.version, time.perf_counter(), [])
+        return _Request(decision, plan, checked, kwargs, scores, policy.version, time.perf_counter(), [], controls=note)
+
+    def _plan(self, policy: Policy, x: np.ndarray, eligible: Sequence[str], task: str, overrides: dict[str, Any]) -> tuple[Any, ControlNote | None]:
+        """The policy's prediction, through the operator controls when any apply to this request."""
+        controls = self._controls
+        reward = overrides.get("reward")
+        if reward is not None and not isinstance(reward, RewardWeights):
+            raise ConfigError(f"reward= must be a RewardWeights, got {type(reward).__name__}")
+        tenant = check_tenant(overrides.get("tenant"))
+        metadata = check_metadata(overrides.get("metadata"))
+        allowed = overrides.get("models")
+        if controls.bar is None and not controls.pacers and reward is None and allowed is None and tenant is None and metadata is None:
+            return policy.predict(x, eligible), None  # the plain path: nothing but the policy's weights
+        return controls.plan(policy, x, eligible, task, weights=reward or policy.weights, allowed=allowed,
+                             tenant=tenant, metadata=metadata, explicit_reward=reward is not None)
 
     def _draw(self, p: list[float]) -> int:
         """Index i drawn with probability p[i] from one uniform number of the router's RNG: the index
@@ -228,10 +259,16 @@ class Router:
         return ready or fits  # every model cooling down: trying one beats failing outright
 
     # -- sync -------------------------------------------------------------------------------------
-    def complete(self, messages: Any, task: str | None = None, **kwargs: Any) -> Any:
+    def complete(
+        self, messages: Any, task: str | None = None, *, reward: RewardWeights | None = None,
+        models: Sequence[str] | None = None, tenant: str | None = None, metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Route one chat completion; returns litellm's response with ``.adaptroute`` attached
-        (a RoutedStream when ``stream=True``)."""
-        request = self._decide(messages, task, kwargs)
+        (a RoutedStream when ``stream=True``). For this request only: ``reward`` replaces the weights,
+        ``models`` is an allow-list; ``tenant`` and ``metadata`` (small, flat) are logged, and budgets
+        may be per tenant. Every other keyword goes to litellm."""
+        request = self._decide(messages, task, kwargs, _overrides(reward, models, tenant, metadata))
         progress = FlowResult()
         try:
             outcome = self._drive_sync(route(request.plan, self.settings, self._cooldowns, progress), request)
@@ -279,10 +316,14 @@ class Router:
         self._learner.conclude(request.decision, self.record(request, progress))
 
     # -- async ------------------------------------------------------------------------------------
-    async def acomplete(self, messages: Any, task: str | None = None, **kwargs: Any) -> Any:
-        """Async complete(); scorers with an ``ascore`` coroutine are awaited. A cancelled call still
-        leaves its outcome row."""
-        request = self._decide(messages, task, kwargs)
+    async def acomplete(
+        self, messages: Any, task: str | None = None, *, reward: RewardWeights | None = None,
+        models: Sequence[str] | None = None, tenant: str | None = None, metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Async complete() (same per-request controls); scorers with an ``ascore`` coroutine are
+        awaited. A cancelled call still leaves its outcome row."""
+        request = self._decide(messages, task, kwargs, _overrides(reward, models, tenant, metadata))
         progress = FlowResult()
         flow = route(request.plan, self.settings, self._cooldowns, progress)
         try:
@@ -350,6 +391,7 @@ class Router:
             policy_version=request.policy_version,
             returned_seq=seq,
             first_token_s=returned.first_token_s if returned else None,
+            controls=request.controls.to_dict() if request.controls is not None else None,
         )
 
     def _finish(self, request: _Request, outcome: FlowResult) -> Any:
@@ -383,13 +425,23 @@ class Router:
             raise ConfigError("feedback(): source must be a string of at most 200 characters")
         self._learner.feedback(decision_id, q, source)
 
-    def recommend(self, messages: Any, task: str | None = None) -> list[ModelScore]:
-        """Every model's predicted quality, cost, latency and reward for this request, best first.
-        Nothing is called or logged."""
+    def recommend(
+        self, messages: Any, task: str | None = None, *, reward: RewardWeights | None = None,
+        models: Sequence[str] | None = None,
+    ) -> list[ModelScore]:
+        """Every model's predicted quality, cost, latency and reward for this request (under ``reward``
+        if given, among ``models`` if given), best first, with the probability the router would draw it
+        (bars and budgets included). Nothing is called or logged."""
         checked = validate_messages(messages)
-        x = self._featurizer.transform(checked, _check_task(task))
-        prediction = self._learner.policy.predict(x, list(self._models))
+        task = _check_task(task)
+        x = self._featurizer.transform(checked, task)
+        prediction, _ = self._plan(self._learner.policy, x, list(self._models), task, _overrides(reward, models, None, None) or {})
         return sorted(_scores(prediction), key=lambda s: -s.reward)
+
+    @property
+    def controls(self) -> dict[str, Any]:
+        """The quality bar (and each task's current shift) and every budget's state now."""
+        return self._controls.status()
 
     def retrain(self) -> int:
         """Refit the policy from the whole log (on top of warm_start()'s data, if given) and swap it in
@@ -440,3 +492,9 @@ class Router:
 
     def __repr__(self) -> str:
         return f"Router(models={list(self._models)}, policy={self.policy!r}, store={self._store.path!r})"
+
+
+def _overrides(reward: Any, models: Any, tenant: Any, metadata: Any) -> dict[str, Any] | None:
+    if reward is None and models is None and tenant is None and metadata is None:
+        return None
+    return {"reward": reward, "models": models, "tenant": tenant, "metadata": metadata}

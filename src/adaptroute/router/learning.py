@@ -54,6 +54,9 @@ class Learner:
         # successful calls, tokens in, tokens out: for price-based cost priors (Python numbers: a NumPy
         # array costs more per call than the additions themselves)
         self._calls, self._tokens_in, self._tokens_out = 0, 0.0, 0.0
+        # operator controls (router.controls) hear of every concluded request and every late quality
+        self.on_conclude: Callable[[Decision, RoutingRecord], None] | None = None
+        self.on_feedback: Callable[[str, float], None] | None = None
 
     @property
     def policy(self) -> Policy:
@@ -111,6 +114,8 @@ class Learner:
                 )
                 if len(self._pending) > self._capacity:
                     self._pending.popitem(last=False)
+        if self.on_conclude is not None:
+            self.on_conclude(decision, record)
 
     def feedback(self, decision_id: str, quality: float, source: str) -> None:
         """Log late quality; learn from it now if the decision is recent, else at the next retrain."""
@@ -118,6 +123,8 @@ class Learner:
             pending = self._pending.get(decision_id)
         if pending is None and not self._store.query(_DECISION_EXISTS, [decision_id]):
             raise UnknownDecisionError(f"feedback(): no decision {decision_id!r} in the log {self._store.path}")
+        if self.on_feedback is not None:
+            self.on_feedback(decision_id, quality)
         with self._lock:
             self._store.add_feedback(decision_id, quality, source)
             if pending is None or pending.model is None:
