@@ -19,6 +19,9 @@ _EXPORTS = {
     "ModelSpec": "adaptroute.config",
     "RewardWeights": "adaptroute.config",
     "RouterSettings": "adaptroute.config",
+    # operator controls
+    "Budget": "adaptroute.policy.pacing",
+    "QualityBar": "adaptroute.policy.constraints",
     # records
     "Attempt": "adaptroute.types",
     "Decision": "adaptroute.types",
@@ -47,6 +50,7 @@ _EXPORTS = {
     # errors
     "AdaptRouteError": "adaptroute.errors",
     "AllModelsFailedError": "adaptroute.errors",
+    "BudgetExceededError": "adaptroute.errors",
     "ConfigError": "adaptroute.errors",
     "DatasetError": "adaptroute.errors",
     "EstimatorError": "adaptroute.errors",
@@ -84,6 +88,7 @@ if TYPE_CHECKING:
     from .errors import (
         AdaptRouteError,
         AllModelsFailedError,
+        BudgetExceededError,
         ConfigError,
         DatasetError,
         EstimatorError,
@@ -100,6 +105,8 @@ if TYPE_CHECKING:
         UnknownPriceError,
     )
     from .features import Featurizer, HashingFeaturizer
+    from .policy.constraints import QualityBar
+    from .policy.pacing import Budget
     from .policy import EpsilonGreedy, LinUCB, ModelPrior, Policy, ThompsonSampling, load_policy, make_policy, save_policy
     from .router import AsyncRoutedStream, RoutedStream, Router
     from .scorers import JSONSchemaScorer, LLMJudge, RegexScorer

@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="full-information data to fit the policy on first (its prior precision chosen by evidence)")
     sim.add_argument("--priors", help='JSON file of what is known per model before its first request, e.g. '
                      '{"gpt-4o": {"quality": 0.9}} (fields: quality, cost_usd, latency_s)')
+    sim.add_argument("--bar", help="quality bar per task, e.g. extract=0.95,draft=0.8 (*=0.7 for the other tasks), "
+                     "one number for every task (0.9), or 0.9*best (within 90%% of the best model). Without --weights, "
+                     "--bar or --budget-per-request the default bar 0.9*best applies")
+    sim.add_argument("--budget-per-request", dest="budget_per_request", type=float, metavar="USD",
+                     help="mean spend per request to pace to (a hard cap on the run's total)")
     sim.add_argument("--allow-pickle", action="store_true",
                      help="allow reading RouterBench's pandas pickle: unpickling runs code from the file, so only for files you trust")
     _add_common(sim)
@@ -134,8 +139,9 @@ def _simulate(args: argparse.Namespace) -> int:
     data = load_dataset(args.data, allow_pickle=args.allow_pickle)
     warm = load_dataset(args.warm_start, allow_pickle=args.allow_pickle) if args.warm_start else None
     priors = read_priors(args.priors) if args.priors else None
-    result = simulate(data, args.policy, _weights(args.weights), seed=args.seed, passes=args.passes,
-                      warm_start=warm, priors=priors, progress=not args.json)
+    result = simulate(data, args.policy, _weights(args.weights) if args.weights else None, seed=args.seed,
+                      passes=args.passes, warm_start=warm, priors=priors, progress=not args.json, bar=args.bar,
+                      budget_per_request=args.budget_per_request)
     if args.json:
         _print_json(result.to_dict())
         return 0

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AdaptRouteError",
     "AllModelsFailedError",
+    "BudgetExceededError",
     "ConfigError",
     "DatasetError",
     "EstimatorError",

@@ -36,13 +36,18 @@ from .base import Policy
 from .records import Prediction
 from .thompson import ThompsonSampling, _normal_cdf, win_probabilities
 
-__all__ = ["DEFAULT_BAR", "QUALITY_ONLY", "BarControl", "BarDecision", "QualityBar", "expense_weights", "plausible_cheapest", "predict_under_bar"]
+__all__ = ["DEFAULT_COST_SHARE", "QUALITY_ONLY", "default_weights", "BarControl", "BarDecision", "QualityBar", "expense_weights", "plausible_cheapest", "predict_under_bar"]
 
 # Integral gain (quality points of bar shift per quality point of surplus) and the largest shift: 100
 # requests 0.1 above the bar lower it by 0.1 (the most it moves). Chosen on synthetic markets and RouterBench together
 # (experiments/controls.py), not on one dataset.
 BAR_GAIN = 0.01
 BAR_MAX_SHIFT = 0.1
+# The quality draws use the full posterior (width 1), not Thompson sampling's narrowed reward width: a
+# model barely tried on a task sits at the field's mean with the field's spread, and a narrowed draw
+# never finds it plausible again (on RouterBench, the one cheap model that passes arc-challenge was
+# dropped after two unlucky tries).
+BAR_WIDTH: float | None = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +121,18 @@ class QualityBar:
         return ",".join(items)
 
 
-DEFAULT_BAR = QualityBar(default=0.9, relative=True)  # what a router without weights or a bar aims at
+# Out of the box (no weights, no bar, no budget) the cost weight makes the priciest model's expected cost
+# for a typical request worth 0.1 quality points: quality first, but a model must be 10 points better to
+# be worth the priciest price. Measured against the alternatives (a relative bar 0.9*best, cost shares
+# 0.3 and 0) on RouterBench and synthetic markets: experiments/results/controls.md ("default").
+DEFAULT_COST_SHARE = 0.1
+
+
+def default_weights(priciest_cost_usd: float) -> RewardWeights:
+    """The default reward weights for a deployment whose priciest model costs this much per request."""
+    if not priciest_cost_usd > 0 or not math.isfinite(priciest_cost_usd):
+        return RewardWeights()
+    return RewardWeights(cost=DEFAULT_COST_SHARE / priciest_cost_usd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,11 +187,16 @@ def plausible_cheapest(
 class BarControl:
     """Per-task bar state for a QualityBar: the surplus that shifts each task's effective bar."""
 
-    def __init__(self, bar: QualityBar, *, gain: float = BAR_GAIN, max_shift: float = BAR_MAX_SHIFT) -> None:
+    def __init__(
+        self, bar: QualityBar, *, gain: float = BAR_GAIN, max_shift: float = BAR_MAX_SHIFT, width: float | None = BAR_WIDTH
+    ) -> None:
         if not gain >= 0 or not max_shift >= 0:
             raise ConfigError(f"bar gain and max_shift must be >= 0, got {gain}, {max_shift}")
+        if width is not None and not width > 0:
+            raise ConfigError(f"bar width must be > 0 (or None: the policy's own), got {width}")
         self.bar = bar
         self.gain, self.max_shift = float(gain), float(max_shift)
+        self.width = width
         self._surplus: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -228,7 +249,7 @@ def predict_under_bar(
     per_usd, per_s = expense_weights(base)
     expense = per_usd * np.maximum(means[:, 1], 0.0) + per_s * np.maximum(means[:, 2], 0.0)
     k = means.shape[0]
-    width = policy.width(k) if isinstance(policy, ThompsonSampling) else 1.0
+    width = control.width if control.width is not None else (policy.width(k) if isinstance(policy, ThompsonSampling) else 1.0)
     p, decision = control.decide(task, means[:, 0], quality.sd, expense, width)  # type: ignore[misc]
     if k > 1:
         p = p * (1.0 - policy.floor) + policy.floor / k

@@ -30,4 +30,21 @@ def format_simulation(result: SimulationResult) -> str:
               f"{result.regret_vs_best_fixed_per_task:.1f} (reward summed over decisions)", "", "model shares:"]
     for model, share in sorted(result.model_shares.items(), key=lambda kv: -kv[1]):
         lines.append(f"- {model}: {100 * share:.1f}%")
+    if result.controls:
+        lines += ["", "operator controls: " + ", ".join(f"{k} {v}" for k, v in result.controls.items()), ""]
+        lines += _per_task(result)
     return "\n".join(lines)
+
+
+def _per_task(result: SimulationResult) -> list[str]:
+    lines = ["| task | requests | mean quality | mean cost (USD) | bar | met | cheapest single model meeting it (hindsight) |",
+             "|---|---|---|---|---|---|---|"]
+    for task, entry in result.per_task.items():
+        bar = entry.get("bar")
+        fixed = entry.get("cheapest_passing_fixed")
+        ref = "-" if bar is None else ("none does" if fixed is None else
+                                       f"{fixed['name']} (quality {fixed['quality']:.4f}, ${fixed['cost_usd']:.6f})")
+        met = "-" if bar is None else ("yes" if entry.get("bar_met") else "no")
+        lines.append(f"| {task} | {entry['requests']} | {entry['mean_quality']:.4f} | {entry['mean_cost_usd']:.6f} | "
+                     f"{_num(bar)} | {met} | {ref} |")
+    return lines

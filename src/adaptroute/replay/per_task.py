@@ -21,7 +21,7 @@ def cheapest_passing_fixed(data: FullInfoDataset, rows: np.ndarray, bar: float) 
     if passing.size == 0:
         return None
     k = int(passing[np.argmin(cost[passing])])
-    return {"model": data.models[k], "quality": float(quality[k]), "cost_usd": float(cost[k])}
+    return {"name": data.models[k], "quality": float(quality[k]), "cost_usd": float(cost[k])}
 
 
 def hindsight_bar(data: FullInfoDataset, rows: np.ndarray, bar: QualityBar, task: str) -> float | None:

@@ -19,7 +19,7 @@ from ..datasets.base import FullInfoDataset
 from ..errors import ConfigError, DatasetError
 from ..features import Featurizer, HashingFeaturizer
 from ..policy import ModelPrior, Policy, make_policy
-from ..policy.constraints import DEFAULT_BAR, QualityBar
+from ..policy.constraints import QualityBar, default_weights
 from .baselines import Reference, reference_points, reward_matrix
 from .constrained import Controls, run_controlled
 from .per_task import per_task_summary
@@ -98,9 +98,8 @@ def simulate(
         raise ConfigError(f"passes must be >= 1, got {passes}")
     if len(data) == 0:
         raise DatasetError(f"{data.source}: no complete prompts to simulate")
-    if weights is None and bar is None and budget_per_request is None:
-        bar = DEFAULT_BAR
-    weights = weights or RewardWeights()
+    if weights is None:
+        weights = default_weights(float(data.cost_usd.mean(axis=0).max())) if bar is None and budget_per_request is None else RewardWeights()
     controls = Controls.of(bar, budget_per_request)
     if data.latency_s is None and weights.latency:
         raise ConfigError(f"{data.source} has no latency, so a latency weight cannot be simulated")

@@ -23,7 +23,7 @@ import numpy as np
 from ..config import SECRET_PARAM_NAMES, RewardWeights
 from ..errors import BudgetExceededError, ConfigError, NoEligibleModelError, UnknownModelError
 from ..policy import Policy, Prediction
-from ..policy.constraints import DEFAULT_BAR, BarControl, QualityBar, predict_under_bar
+from ..policy.constraints import BarControl, QualityBar, predict_under_bar
 from ..policy.pacing import Budget, Pacer
 
 __all__ = ["ControlNote", "OperatorControls", "check_metadata", "check_tenant"]
@@ -108,18 +108,14 @@ def _budgets(spec: Budget | Sequence[Budget] | None) -> tuple[Budget, ...]:
 
 
 class OperatorControls:
-    """The Router's bar and budgets. ``quality_bar`` as for QualityBar.of(); ``default_bar`` applies
-    when neither weights, a bar nor a budget were configured (the out-of-the-box behaviour)."""
+    """The Router's bar and budgets. ``quality_bar`` as for QualityBar.of()."""
 
     def __init__(
-        self, quality_bar: Any = None, budget: Budget | Sequence[Budget] | None = None, *, default_bar: bool = False,
+        self, quality_bar: Any = None, budget: Budget | Sequence[Budget] | None = None, *,
         clock: Callable[[], float] | None = None, capacity: int = 100_000,
     ) -> None:
         spec = QualityBar.of(quality_bar)
-        if spec is None and default_bar:
-            spec = DEFAULT_BAR
         self.bar = BarControl(spec) if spec is not None else None
-        self.bar_is_default = spec is DEFAULT_BAR  # a request's own reward= then replaces it
         self.pacers = tuple(Pacer(b) for b in _budgets(budget))
         self.clock = clock or time.time
         if not callable(self.clock):
@@ -131,10 +127,8 @@ class OperatorControls:
     def plan(
         self, policy: Policy, x: np.ndarray, eligible: Sequence[str], task: str, *, weights: RewardWeights,
         allowed: Sequence[str] | None, tenant: str | None, metadata: dict[str, Any] | None,
-        explicit_reward: bool = False,
     ) -> tuple[Prediction, ControlNote]:
-        """The prediction a decision draws from, and the note of what shaped it. A request's own
-        weights (``explicit_reward``) replace the default bar, never a configured one."""
+        """The prediction a decision draws from, and the note of what shaped it."""
         names = list(eligible)
         allow: tuple[str, ...] | None = None
         if allowed is not None:
@@ -166,9 +160,8 @@ class OperatorControls:
                 excluded = tuple(m for m, ok in zip(names, fits, strict=True) if not ok)
                 names = [m for m, ok in zip(names, fits, strict=True) if ok]
                 shaped = True
-        bar = None if (self.bar_is_default and explicit_reward) else self.bar
-        if bar is not None:
-            prediction, decision = predict_under_bar(policy, x, names, weights, bar, task)
+        if self.bar is not None:
+            prediction, decision = predict_under_bar(policy, x, names, weights, self.bar, task)
         else:
             prediction, decision = policy.predict(x, names, weights), None
         note = ControlNote(

@@ -23,6 +23,7 @@ from ..secrecy import SecretRegistry
 from ..store import LogStore, read_log
 from ..types import Attempt, Decision, ModelScore, RoutingRecord, check_quality
 from .calls import call_async, call_defaults, call_kwargs, call_sync
+from ..policy.constraints import default_weights
 from .controls import ControlNote, OperatorControls, check_metadata, check_tenant
 from .cooldown import Cooldowns
 from .failures import all_failed_message
@@ -59,8 +60,8 @@ class Router:
 
     ``quality_bar`` (one number, {task: bar}, or a QualityBar) routes each task to the cheapest model
     whose quality meets its bar; ``budget`` (a Budget or a list) paces spend over its period with a hard
-    cap. Without ``reward``, ``quality_bar`` or ``budget``, each request goes to the cheapest model
-    expected to reach 90% of the best model's quality on it (policy.constraints.DEFAULT_BAR).
+    cap. Without ``reward``, ``quality_bar`` or ``budget``, the cost weight makes the priciest model's
+    price for a typical request worth 0.1 quality points (policy.constraints.default_weights).
     ``store`` is a DuckDB path, ":memory:", or a LogStore. ``policy`` is "thompson" (default),
     "linucb", "egreedy" or a Policy. ``scorer(messages, response)`` returns quality in [0, 1] (or a bool);
     without one, quality arrives later through ``feedback()``. Reliability knobs (timeout_s,
@@ -84,8 +85,10 @@ class Router:
         **settings: Any,
     ) -> None:
         self.settings = RouterSettings(**settings)
-        self._controls = OperatorControls(quality_bar, budget, clock=clock, capacity=self.settings.pending_feedback,
-                                          default_bar=reward is None and quality_bar is None and budget is None)
+        self._controls = OperatorControls(quality_bar, budget, clock=clock, capacity=self.settings.pending_feedback)
+        # No weights, bar or budget (and no Policy object with weights of its own): the default weights,
+        # scaled to the price table (policy.constraints.default_weights), refreshed with the priors.
+        self._default_reward = reward is None and quality_bar is None and budget is None and not isinstance(policy, Policy)
         if reward is not None and not isinstance(reward, RewardWeights):
             raise ConfigError(f"reward must be a RewardWeights, got {type(reward).__name__}")
         if scorer is not None and not callable(scorer):
@@ -155,6 +158,7 @@ class Router:
         """New weights apply from the next decision, without retraining (predictions are per component)."""
         if not isinstance(weights, RewardWeights):
             raise ConfigError(f"reward must be a RewardWeights, got {type(weights).__name__}")
+        self._default_reward = False
         self._learner.set_weights(weights)
 
     def _refresh_priors(self) -> None:
@@ -163,6 +167,9 @@ class Router:
         typical_in, typical_out = self._learner.typical_tokens()
         for name, model in self._models.items():
             self._learner.policy.add_model(name, model.prior(typical_in, typical_out))
+        if self._default_reward:
+            priciest = max(m.cost(int(typical_in), int(typical_out)) for m in self._models.values())
+            self._learner.set_weights(default_weights(priciest))
 
     # -- the decision -----------------------------------------------------------------------------
     def _decide(self, messages: Any, task: str | None, kwargs: dict[str, Any], overrides: dict[str, Any] | None = None) -> _Request:
@@ -223,7 +230,7 @@ class Router:
         if controls.bar is None and not controls.pacers and reward is None and allowed is None and tenant is None and metadata is None:
             return policy.predict(x, eligible), None  # the plain path: nothing but the policy's weights
         return controls.plan(policy, x, eligible, task, weights=reward or policy.weights, allowed=allowed,
-                             tenant=tenant, metadata=metadata, explicit_reward=reward is not None)
+                             tenant=tenant, metadata=metadata)
 
     def _draw(self, p: list[float]) -> int:
         """Index i drawn with probability p[i] from one uniform number of the router's RNG: the index
