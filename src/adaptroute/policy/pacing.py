@@ -92,16 +92,16 @@ class Pacer:
         """What the pace allows to have been spent by now in this period."""
         self._roll(now)
         b = self.budget
-        if b.per_requests is not None:
-            return b.usd * min(self.requests, b.per_requests) / b.per_requests
+        if b.per_requests is not None:  # a rate: usd for every per_requests requests, however many
+            return b.usd * self.requests / b.per_requests
         assert self._period_start is not None and b.period_s is not None
         return b.usd * min(max(now - self._period_start, 0.0) / b.period_s, 1.0)
 
     def remaining(self, now: float) -> float:
         self._roll(now)
         if self.budget.per_requests is not None:
-            # per_requests budgets run on: each block of N requests brings usd more
-            blocks = math.floor(self.requests / self.budget.per_requests) + 1
+            # each block of N requests (the current one included) brings usd more
+            blocks = max(math.ceil(self.requests / self.budget.per_requests), 1)
             return self.budget.usd * blocks - self.spent
         return self.budget.usd - self.spent
 

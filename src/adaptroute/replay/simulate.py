@@ -87,20 +87,24 @@ def simulate(
     progress: bool = False,
     bar: QualityBar | float | dict[str, float] | str | None = None,
     budget_per_request: float | None = None,
+    controls: Controls | None = None,
 ) -> SimulationResult:
     """Stream ``passes`` seeded shuffles of ``data`` through ``policy`` (a name or a fresh Policy), with
     ``priors`` (what is known of some models before their first request) set first.
 
     Operator controls, as the Router applies them: ``bar`` (one number, {task: bar}, "0.9*best" or a
     QualityBar) and ``budget_per_request`` (USD, paced over the run). Without weights, a bar or a
-    budget, the default bar applies (DEFAULT_BAR: within 90% of the best model's quality per request)."""
+    budget, the default weights apply (policy.constraints.default_weights: the priciest model's mean
+    cost in the data is worth 0.1 quality points). ``controls`` (replay.constrained.Controls) hands in
+    the mechanisms themselves instead, with settings of their own (for experiments on the controls)."""
     if passes < 1:
         raise ConfigError(f"passes must be >= 1, got {passes}")
     if len(data) == 0:
         raise DatasetError(f"{data.source}: no complete prompts to simulate")
+    if controls is None:
+        controls = Controls.of(bar, budget_per_request)
     if weights is None:
-        weights = default_weights(float(data.cost_usd.mean(axis=0).max())) if bar is None and budget_per_request is None else RewardWeights()
-    controls = Controls.of(bar, budget_per_request)
+        weights = RewardWeights() if controls.active else default_weights(float(data.cost_usd.mean(axis=0).max()))
     if data.latency_s is None and weights.latency:
         raise ConfigError(f"{data.source} has no latency, so a latency weight cannot be simulated")
     featurizer = featurizer or HashingFeaturizer()
