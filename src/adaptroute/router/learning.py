@@ -20,15 +20,13 @@ from ..datasets import FullInfoDataset
 from ..errors import DatasetError, UnknownDecisionError
 from ..features import Featurizer
 from ..policy import Policy
-from ..store import LogStore
+from ..store import LogBackend
 from ..types import Attempt, Decision, LoggedBatch, Outcome, RoutingRecord
 
 if TYPE_CHECKING:
     from .models import PricedModel
 
 __all__ = ["Learner", "warm_start_batch"]
-
-_DECISION_EXISTS = "SELECT 1 FROM decisions WHERE decision_id = ? LIMIT 1"
 
 
 @dataclass(slots=True)
@@ -43,7 +41,7 @@ class _Pending:
 
 
 class Learner:
-    def __init__(self, policy: Policy, store: LogStore, capacity: int) -> None:
+    def __init__(self, policy: Policy, store: LogBackend, capacity: int) -> None:
         self._policy = policy
         self._store = store
         self._capacity = capacity
@@ -121,7 +119,7 @@ class Learner:
         """Log late quality; learn from it now if the decision is recent, else at the next retrain."""
         with self._lock:
             pending = self._pending.get(decision_id)
-        if pending is None and not self._store.query(_DECISION_EXISTS, [decision_id]):
+        if pending is None and not self._store.has_decision(decision_id):
             raise UnknownDecisionError(f"feedback(): no decision {decision_id!r} in the log {self._store.path}")
         if self.on_feedback is not None:
             self.on_feedback(decision_id, quality)
@@ -139,7 +137,7 @@ class Learner:
             pending.learned_quality = quality
 
     # -- retraining -------------------------------------------------------------------------------
-    def retrain(self, read: Callable[[LogStore], LoggedBatch], warm: LoggedBatch | None = None) -> Policy:
+    def retrain(self, read: Callable[[LogBackend], LoggedBatch], warm: LoggedBatch | None = None) -> Policy:
         """Refit on the warm-start data (``warm``, kept from then on; else the one kept before) and then
         the whole log."""
         with self._lock:

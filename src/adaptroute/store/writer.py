@@ -29,7 +29,9 @@ import pyarrow as pa
 
 from ..errors import SchemaVersionError, StoreError, StoreLockedError
 from ..types import Decision, RoutingRecord
+from .base import LogBackend
 from .buffer import _Buffer, _put_decision, _put_feedback, _put_result, _to_tables
+from .group_commit import GroupCommit
 from .health import WriteHealth
 from .signals import watch
 from .migrate import migration_hint
@@ -119,7 +121,7 @@ def _open_error(path: str, exc: duckdb.Error) -> StoreError:
     return StoreError(f"cannot open log {path}: {said}")
 
 
-class LogStore:
+class LogStore(LogBackend):
     """Append-only DuckDB log: decisions, attempts, outcomes, feedback (see store.schema)."""
 
     def __init__(
@@ -139,6 +141,8 @@ class LogStore:
         self.flush_interval_s = float(flush_interval_s)
         self._backlog_rows = max(8 * self.flush_rows, 2 * _BULK_ROWS)  # appends wait beyond this many rows
         self._con = _open_writer(self.path)
+        if durable:  # commits of a few rows each: DuckDB's thread fan-out per statement cost more than the work
+            self._con.execute("SET threads TO 1")
         self._db_lock = threading.RLock()  # the connection: one statement (or transaction) at a time
         self._buf_lock = threading.Lock()  # the buffer and its row count
         self._wake = threading.Condition(self._buf_lock)  # a batch may be due: wakes a flusher
@@ -148,6 +152,8 @@ class LogStore:
         self._buf = _Buffer()
         self._pending = 0
         self._appends = 0
+        self._seq = 0  # rows appended so far: a durable append waits for the commit of its ticket
+        self._group = GroupCommit(self._flush)  # durable appends share commits (see group_commit)
         self._closed = False
         self._flush_error: BaseException | None = None
         self._snapshot_thread: int | None = None
@@ -237,10 +243,12 @@ class LogStore:
                 raise
             before = self._pending
             self._pending = pending = before + rows
+            self._seq = ticket = self._seq + rows
             if before < self.flush_rows <= pending or before < _BULK_ROWS <= pending:
                 self._wake.notify()  # a flusher checks whether a batch is due (see _batch_due)
         if self.durable:
-            self.flush()
+            if self._snapshot_thread != threading.get_ident():  # a snapshot holds flushes back
+                self._group.wait(ticket)
         elif pending >= self._backlog_rows and self._health.error is None:  # failing: bounded by check_room
             self._wait_for_room()
         else:
@@ -266,15 +274,16 @@ class LogStore:
             return  # this thread holds a snapshot: the log stays as it was when the snapshot began
         self._flush()
 
-    def _flush(self, only_if_due: bool = False) -> None:
+    def _flush(self, only_if_due: bool = False) -> int:
+        """Write a batch; returns the ticket through which rows are committed."""
         # A batch is staged (taken and converted to Arrow, which needs the GIL) while the one before it
         # is written (DuckDB releases the GIL). Staging ends only once the write lock is held, so batches
         # are written in the order they were taken, and under load a batch grows to what arrived during
         # the previous write instead of being cut small.
         with self._staging:
             if only_if_due and not self._still_due():
-                return  # a flusher woke while the writer was idle, but it no longer is: let the batch grow
-            taken, rows = self._take()
+                return 0  # a flusher woke while the writer was idle, but it no longer is: let the batch grow
+            taken, rows, through = self._take()
             try:
                 tables = _to_tables(taken) if rows else {}
                 self._writing.acquire()
@@ -294,6 +303,8 @@ class LogStore:
             self._writing.release()
             with self._buf_lock:
                 self._wake.notify()  # the writer is free: a flusher may take a batch now
+        self._group.advance(through)  # durable appends whose rows a background flush wrote may return
+        return through
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -307,13 +318,13 @@ class LogStore:
             finally:
                 self._snapshot_thread = None
 
-    def _take(self) -> tuple[_Buffer, int]:
+    def _take(self) -> tuple[_Buffer, int, int]:
         with self._buf_lock:
             taken, rows = self._buf, self._pending
             if rows:
                 self._buf, self._pending = _Buffer(), 0
                 self._room.notify_all()
-            return taken, rows
+            return taken, rows, self._seq
 
     def _write(self, tables: dict[str, pa.Table]) -> None:
         if not tables:
@@ -415,6 +426,14 @@ class LogStore:
         with self._db_lock:
             return fetch_arrow(self._con, sql, list(params))
 
+    def has_decision(self, decision_id: str) -> bool:
+        return bool(self.query(_DECISION_EXISTS, [decision_id]))
+
+    def read_tables(self) -> dict[str, pa.Table]:
+        self.flush()
+        with self._db_lock:
+            return {table: fetch_arrow(self._con, _SELECT_ALL[table]) for table in TABLES}
+
     def counts(self) -> dict[str, int]:
         self.flush()
         with self._db_lock:
@@ -436,4 +455,5 @@ class LogStore:
 
 
 _SELECT_ALL = {table: f"SELECT * FROM {table}" for table in TABLES}
+_DECISION_EXISTS = "SELECT 1 FROM decisions WHERE decision_id = ? LIMIT 1"
 _OWN_TABLES = "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()"
