@@ -17,3 +17,41 @@ def routerbench_path() -> Path:
     if not (ROUTERBENCH / "SOURCE.md").exists():
         pytest.skip(f"RouterBench rows not found at {ROUTERBENCH} (they live in ../shared beside the repo in CI)")
     return ROUTERBENCH
+
+
+# -- a real PostgreSQL server (adaptroute.testing.postgres), started once per session -----------------
+@pytest.fixture(scope="session")
+def postgres_server():
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install -e '.[dev]' brings it)")
+    from adaptroute.testing.postgres import PostgresUnavailable, TemporaryPostgres
+
+    try:
+        server = TemporaryPostgres()
+        server.start()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"no PostgreSQL server could be started here: {exc}")
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def pg_url(postgres_server, request):
+    """A fresh, empty database on the session's server, dropped after the test."""
+    import re
+    import uuid
+
+    import psycopg
+
+    name = re.sub(r"[^a-z0-9_]", "_", f"t_{request.node.name.lower()}")[:40] + "_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(postgres_server.url, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_server.url.rsplit("/", 1)[0] + "/" + name
+    if not postgres_server.running:  # a test stopped the server: bring it back for the drop
+        postgres_server.start()
+    with psycopg.connect(postgres_server.url, autocommit=True) as con:
+        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

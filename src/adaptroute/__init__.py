@@ -45,7 +45,10 @@ _EXPORTS = {
     "JSONSchemaScorer": "adaptroute.scorers",
     "LLMJudge": "adaptroute.scorers",
     # the log
+    "LogBackend": "adaptroute.store",
     "LogStore": "adaptroute.store",
+    "PostgresLogStore": "adaptroute.store",
+    "open_store": "adaptroute.store",
     "read_log": "adaptroute.store",
     # errors
     "AdaptRouteError": "adaptroute.errors",
@@ -62,6 +65,7 @@ _EXPORTS = {
     "StoreError": "adaptroute.errors",
     "LogIntegrityError": "adaptroute.errors",
     "StoreLockedError": "adaptroute.errors",
+    "StoreUnavailableError": "adaptroute.errors",
     "UnknownDecisionError": "adaptroute.errors",
     "UnknownModelError": "adaptroute.errors",
     "UnknownPriceError": "adaptroute.errors",
@@ -100,6 +104,7 @@ if TYPE_CHECKING:
         LogIntegrityError,
         StoreError,
         StoreLockedError,
+        StoreUnavailableError,
         UnknownDecisionError,
         UnknownModelError,
         UnknownPriceError,
@@ -110,5 +115,5 @@ if TYPE_CHECKING:
     from .policy import EpsilonGreedy, LinUCB, ModelPrior, Policy, ThompsonSampling, load_policy, make_policy, save_policy
     from .router import AsyncRoutedStream, RoutedStream, Router
     from .scorers import JSONSchemaScorer, LLMJudge, RegexScorer
-    from .store import LogStore, read_log
+    from .store import LogBackend, LogStore, PostgresLogStore, open_store, read_log
     from .types import Attempt, Decision, LoggedBatch, ModelScore, Outcome, RoutingRecord

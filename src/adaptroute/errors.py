@@ -26,6 +26,7 @@ __all__ = [
     "SchemaVersionError",
     "StoreError",
     "StoreLockedError",
+    "StoreUnavailableError",
     "UnknownDecisionError",
     "UnknownModelError",
     "UnknownPriceError",
@@ -68,7 +69,11 @@ class PolicyStateError(AdaptRouteError, ValueError):
 
 
 class StoreError(AdaptRouteError, RuntimeError):
-    """The DuckDB log cannot be opened or written."""
+    """The log cannot be opened or written."""
+
+
+class StoreUnavailableError(StoreError):
+    """The PostgreSQL log cannot be reached (rows stay buffered, within the store's bound)."""
 
 
 class StoreLockedError(StoreError):
@@ -92,7 +97,7 @@ class LogIntegrityError(StoreError, ValueError):
 
 
 class SchemaVersionError(StoreError):
-    """The log file was written with another schema version."""
+    """The log was written with another schema version."""
 
 
 class DatasetError(AdaptRouteError, ValueError):

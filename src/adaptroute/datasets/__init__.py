@@ -73,8 +73,10 @@ def load_dataset(path: str | os.PathLike[str], *, allow_pickle: bool = False) ->
 
 def is_log_path(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` names an adaptroute log: a ``.duckdb`` file, a glob of them, or a folder (or a glob
-    of folders) holding ``decisions*.parquet`` snapshots. Nothing is opened."""
+    of folders) holding ``decisions*.parquet`` snapshots, or a ``postgresql://`` URL. Nothing is opened."""
     text = os.fspath(path)
+    if text.startswith(("postgresql://", "postgres://")):
+        return True
     candidate = Path(text)
     if candidate.exists() or not any(c in text for c in _GLOB_CHARS):
         return _is_log(candidate)

@@ -20,7 +20,7 @@ from ..features import Featurizer, HashingFeaturizer
 from ..messages import PromptHasher, prompt_text, validate_messages
 from ..policy import Policy, load_policy, make_policy, save_policy
 from ..secrecy import SecretRegistry
-from ..store import LogStore, read_log
+from ..store import LogBackend, open_store, read_log
 from ..types import Attempt, Decision, ModelScore, RoutingRecord, check_quality
 from .calls import call_async, call_defaults, call_kwargs, call_sync
 from ..policy.constraints import default_weights
@@ -62,7 +62,8 @@ class Router:
     whose quality meets its bar; ``budget`` (a Budget or a list) paces spend over its period with a hard
     cap. Without ``reward``, ``quality_bar`` or ``budget``, the cost weight makes the priciest model's
     price for a typical request worth 0.1 quality points (policy.constraints.default_weights).
-    ``store`` is a DuckDB path, ":memory:", or a LogStore. ``policy`` is "thompson" (default),
+    ``store`` is a DuckDB path, ":memory:", a ``postgresql://`` URL (several processes sharing one log
+    and learning together, see docs/scaling.md), or a LogBackend. ``policy`` is "thompson" (default),
     "linucb", "egreedy" or a Policy. ``scorer(messages, response)`` returns quality in [0, 1] (or a bool);
     without one, quality arrives later through ``feedback()``. Reliability knobs (timeout_s,
     max_fallbacks, retries, cooldown_s, escalate_below, durable, store_prompts, ...) are RouterSettings.
@@ -73,7 +74,7 @@ class Router:
         models: Sequence[str | ModelSpec],
         reward: RewardWeights | None = None,
         policy: str | Policy = "thompson",
-        store: str | LogStore = ":memory:",
+        store: str | LogBackend = ":memory:",
         scorer: Any = None,
         seed: int = 0,
         *,
@@ -117,16 +118,17 @@ class Router:
                                     max_cooldown_s=self.settings.max_cooldown_s)
         # Every credential the models send, removed from every text the router stores or raises.
         self._secrets = SecretRegistry(s for m in self._models.values() for s in m.spec.secrets)
-        self._owns_store = not isinstance(store, LogStore)
+        self._owns_store = not isinstance(store, LogBackend)
         self._store = (
             store
-            if isinstance(store, LogStore)
-            else LogStore(
+            if isinstance(store, LogBackend)
+            else open_store(
                 store,
                 durable=self.settings.durable,
                 flush_rows=self.settings.flush_rows,
                 flush_interval_s=self.settings.flush_interval_s,
                 hash_key=hash_key,
+                max_buffered_rows=self.settings.max_buffered_rows,
             )
         )
         self._learner = Learner(chosen_policy, self._store, self.settings.pending_feedback)
@@ -146,7 +148,7 @@ class Router:
         return self._learner.policy
 
     @property
-    def store(self) -> LogStore:
+    def store(self) -> LogBackend:
         return self._store
 
     @property

@@ -1,7 +1,8 @@
 """Read a log back as aligned arrays (LoggedBatch): for retrain, off-policy evaluation and reports.
 
-Sources: a live LogStore, a closed .duckdb file, a glob of them (one per router process), or a folder
-of Parquet snapshots (LogStore.export_parquet; several folders by glob). No SQL is built from paths.
+Sources: a live store (LogStore, PostgresLogStore), a closed .duckdb file, a glob of them (one per
+router process), a folder of Parquet snapshots (LogStore.export_parquet; several folders by glob), or a
+``postgresql://`` URL (every replica's rows). No SQL is built from paths.
 Logs of an older schema version are read as they are: columns added since are NULL (not logged).
 Every file is checked first (store.validate): tables, column types, values, and decisions repeated
 across snapshots, which are read once (or refused if their copies disagree). Whatever DuckDB, Arrow
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 
 from ..errors import AdaptRouteError, LogIntegrityError, SchemaVersionError, StoreError
 from ..types import LoggedBatch, Observations
+from .base import LogBackend, is_postgres_url
 from .migrate import log_version
 from .schema import ARROW_SCHEMAS, SCHEMA_VERSION, TABLES, WEIGHT_COLUMNS, fetch_arrow
 from .validate import SOURCE, check_schema, check_values, merge_duplicates
@@ -53,13 +55,15 @@ FROM attempts a LEFT JOIN fb USING (decision_id)
 ORDER BY a.decision_id, a.seq
 """
 
-def read_log(source: LogStore | str | os.PathLike[str]) -> LoggedBatch:
+def read_log(source: LogBackend | str | os.PathLike[str]) -> LoggedBatch:
     """Every decision of a log, with its outcome, latest feedback and per-attempt observations.
 
     Raises LogIntegrityError (naming file, table, column and row) for a log that cannot be right, and
     StoreError for one that cannot be read."""
     if isinstance(source, LogStore):
         return _assemble(source.fetch_arrow(DECISION_ROWS), source.fetch_arrow(ATTEMPT_ROWS))
+    if isinstance(source, LogBackend):
+        return assemble_tables(source.read_tables(), source.path)
     name = str(source)
     try:
         return _read(name)
@@ -70,13 +74,25 @@ def read_log(source: LogStore | str | os.PathLike[str]) -> LoggedBatch:
 
 
 def _read(source: str) -> LoggedBatch:
+    if is_postgres_url(source):
+        from .postgres import read_url, redact  # psycopg imported only for a PostgreSQL log
+
+        return assemble_tables(read_url(source), redact(source))
     files = _log_files(source)
     if isinstance(files, str):  # one DuckDB file: query it in place instead of copying its tables out first
         queried = _query_file(files)
         if queried is not None:
             return _assemble(*queried)
         files = [files]  # older schema version or repeated ids: its tables, completed and merged
-    tables, sources = _load_tables(files)
+    return _checked(*_load_tables(files))
+
+
+def assemble_tables(tables: dict[str, pa.Table], where: str) -> LoggedBatch:
+    """A LoggedBatch from one log's tables as Arrow (a PostgreSQL log's), checked as a file is."""
+    return _checked({name: _tagged(table, 0) for name, table in tables.items()}, [where])
+
+
+def _checked(tables: dict[str, pa.Table], sources: list[str]) -> LoggedBatch:
     con = duckdb.connect(":memory:")
     try:
         for name, table in tables.items():
