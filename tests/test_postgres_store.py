@@ -43,8 +43,7 @@ def test_every_field_lands_as_recorded(pg_url: str) -> None:
     for table in ("decisions", "attempts", "outcomes"):
         assert len(got[table]) == len(want[table]), table
         for g, w in zip(got[table], want[table], strict=True):
-            assert len(g) == len(w)
-            for a, b in zip(g, w, strict=True):
+            for a, b in zip(g[: len(w)], w, strict=True):  # the columns both logs have had since version 1
                 assert a == b or (isinstance(b, float) and a == pytest.approx(b, rel=1e-6)), (table, g, w)
     assert got["feedback"] == [("d0000002", 1_900_000_000_000_000, 0.5, "user")]
 
@@ -61,7 +60,7 @@ def test_read_log_matches_the_duckdb_log_of_the_same_rows(pg_url: str, tmp_path)
     for got in (a, c):
         assert got.models == b.models and len(got) == len(b) == n
         np.testing.assert_array_equal(got.decision_ids, b.decision_ids)
-        for name in ("features", "probabilities", "propensity", "quality", "cost_usd", "latency_s", "ts"):
+        for name in ("features", "probabilities", "propensity", "quality", "cost_usd", "latency_s", "ts", "weights"):
             np.testing.assert_allclose(getattr(got, name), getattr(b, name), rtol=1e-12, err_msg=name)
         for name in ("chosen", "executed", "failed", "escalated", "retried", "fell_back", "policy_versions"):
             np.testing.assert_array_equal(getattr(got, name), getattr(b, name), err_msg=name)
