@@ -199,8 +199,10 @@ class RouterSettings(_Validated):
     flush_rows: int = Field(default=16_384, ge=1)  # rows buffered before a write (about 5,000 requests)
     flush_interval_s: float = Field(default=1.0, gt=0)
     pending_feedback: int = Field(default=100_000, ge=0)  # decisions kept in memory for feedback()
-    # A postgresql:// store keeps at most this many rows in memory while the database is unreachable
-    # (past it rows are counted in store.overflow, not logged).
+    # A postgresql:// store: merge the other replicas' outcomes this often (0: never), and keep at most
+    # this many rows in memory while the database is unreachable (past it rows are counted in
+    # store.overflow, not logged).
+    sync_interval_s: float = Field(default=2.0, ge=0)
     max_buffered_rows: int = Field(default=1_000_000, ge=1)
 
     @field_validator("timeout_s")

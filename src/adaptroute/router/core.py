@@ -32,6 +32,8 @@ from .models import PricedModel, resolve_models
 from .request_parts import _check_task, _new_id, _scores, _secrets_in, _takes_model
 from .streaming import AsyncRoutedStream, RoutedStream, first_chunk_async, first_chunk_sync
 from .learning import Learner, warm_start_batch
+from .shared_tasks import SharedTasks
+from .sync import ReplicaSync
 
 __all__ = ["Router"]
 
@@ -136,6 +138,14 @@ class Router:
         self._learner.on_feedback = self._controls.feedback
         self._prompt_hash = PromptHasher(self._store.hash_key)
         self._refresh_priors()
+        self._sync: ReplicaSync | None = None  # a shared log: learn what the other replicas learn
+        self._shared_tasks: SharedTasks | None = None  # a shared log: one task numbering for all replicas
+        if self._store.shared and hasattr(self._featurizer, "task_index"):
+            self._shared_tasks = SharedTasks(self._featurizer, self._store)
+        if self._store.shared and self.settings.sync_interval_s > 0:
+            self._sync = ReplicaSync(self._learner, self._store, self.settings.sync_interval_s, self._refresh_priors)
+            self._sync.catch_up()
+            self._sync.start()
 
     # -- configuration ----------------------------------------------------------------------------
     @property
@@ -180,7 +190,7 @@ class Router:
         checked = validate_messages(messages)
         task = _check_task(task)
         text, _ = prompt_text(checked)
-        x = self._featurizer.transform(checked, task)
+        x = self._features(checked, task)
         eligible = self._eligible(len(text) // _CHARS_PER_TOKEN)
         policy = self._learner.policy
         w = policy.weights  # read before predicting: the weights this decision is made under, logged with it
@@ -233,6 +243,11 @@ class Router:
             return policy.predict(x, eligible), None  # the plain path: nothing but the policy's weights
         return controls.plan(policy, x, eligible, task, weights=reward or policy.weights, allowed=allowed,
                              tenant=tenant, metadata=metadata)
+
+    def _features(self, messages: list[dict[str, Any]], task: str) -> np.ndarray:
+        if self._shared_tasks is not None:  # a new task is numbered by the shared log first
+            self._shared_tasks(task)
+        return self._featurizer.transform(messages, task)
 
     def _draw(self, p: list[float]) -> int:
         """Index i drawn with probability p[i] from one uniform number of the router's RNG: the index
@@ -443,7 +458,7 @@ class Router:
         (bars and budgets included). Nothing is called or logged."""
         checked = validate_messages(messages)
         task = _check_task(task)
-        x = self._featurizer.transform(checked, task)
+        x = self._features(checked, task)
         prediction, _ = self._plan(self._learner.policy, x, list(self._models), task, _overrides(reward, models, None, None) or {})
         return sorted(_scores(prediction), key=lambda s: -s.reward)
 
@@ -455,7 +470,14 @@ class Router:
     def retrain(self) -> int:
         """Refit the policy from the whole log (on top of warm_start()'s data, if given) and swap it in
         atomically; returns the new version. Calls in flight finish on the policy that decided them."""
+        if self._sync is not None:  # every replica's rows, and syncs continue from that snapshot
+            return self._sync.refit().version
         return self._learner.retrain(read_log).version
+
+    def sync(self) -> int:
+        """Merge the other replicas' outcomes now (a shared log does so every sync_interval_s anyway);
+        returns the observations merged. 0 for a log no other process writes."""
+        return self._sync.sync() if self._sync is not None else 0
 
     def warm_start(self, data: FullInfoDataset | str | os.PathLike[str], *, allow_pickle: bool = False) -> int:
         """Learn from outcomes known before this deployment's traffic (an eval set every model answered,
@@ -464,6 +486,8 @@ class Router:
         if not isinstance(data, FullInfoDataset):
             data = load_dataset(data, allow_pickle=allow_pickle)
         batch = warm_start_batch(data, self._models, self._featurizer)
+        if self._sync is not None:
+            return self._sync.refit(warm=batch).version
         return self._learner.retrain(read_log, warm=batch).version
 
     # -- persistence and lifetime -----------------------------------------------------------------
@@ -488,6 +512,8 @@ class Router:
 
     def close(self) -> None:
         """Flush the log and close it (if the router opened it)."""
+        if self._sync is not None:
+            self._sync.close()
         if self._owns_store:
             self._store.close()
         else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +85,7 @@ class Learner:
     def conclude(self, decision: Decision, record: RoutingRecord) -> None:
         """Log a finished request and learn from every attempt whose quality (or failure) is known."""
         x: np.ndarray | None = None  # the logged features as float64, built only if something is learned
-        with self._lock:
+        with self._store.deferred_commit(), self._lock:  # durable: committed after the lock is released
             self._store.add_result(record)
             for attempt in record.attempts:
                 if attempt.ok:
@@ -123,7 +123,7 @@ class Learner:
             raise UnknownDecisionError(f"feedback(): no decision {decision_id!r} in the log {self._store.path}")
         if self.on_feedback is not None:
             self.on_feedback(decision_id, quality)
-        with self._lock:
+        with self._store.deferred_commit(), self._lock:
             self._store.add_feedback(decision_id, quality, source)
             if pending is None or pending.model is None:
                 return
@@ -135,6 +135,20 @@ class Learner:
                 old = Outcome(pending.learned_quality, pending.cost_usd, pending.latency_s)
                 self._learn(x, pending.model, new, old=old)
             pending.learned_quality = quality
+
+    def merge(self, updates: Iterable[tuple[np.ndarray, str, Outcome, Outcome | None]], calls: int,
+              tokens_in: float, tokens_out: float) -> int:
+        """Learn outcomes another replica logged, in the order given (``old``: the quality learned
+        before, for a feedback that replaces it), and its successful calls' token counts."""
+        n = 0
+        with self._lock:
+            for x, model, outcome, old in updates:
+                self._learn(x, model, outcome, old)
+                n += 1
+            self._calls += calls
+            self._tokens_in += tokens_in
+            self._tokens_out += tokens_out
+        return n
 
     # -- retraining -------------------------------------------------------------------------------
     def retrain(self, read: Callable[[LogBackend], LoggedBatch], warm: LoggedBatch | None = None) -> Policy:

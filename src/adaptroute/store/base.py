@@ -6,8 +6,10 @@ backend from a store string: a DuckDB path (the embedded default, one process) o
 from __future__ import annotations
 
 import os
+import threading
 from abc import ABC, abstractmethod
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pyarrow as pa
@@ -33,6 +35,38 @@ class LogBackend(ABC):
     path: str  # where the log lives, for messages (a URL is shown without its password)
     hash_key: bytes  # the key of prompt hashes, kept with the log so every writer hashes alike
     durable: bool
+    shared = False  # several processes write it (replicas then merge each other's outcomes)
+
+    # -- durable appends under a caller's lock ----------------------------------------------------
+    _deferred = threading.local()
+
+    @contextmanager
+    def deferred_commit(self) -> Iterator[None]:
+        """Durable appends this thread makes inside the block return at once; leaving the block waits
+        for their commit. The learner appends under its own lock and waits outside it, so concurrent
+        requests still share commits."""
+        state = self._deferred
+        if not self.durable or getattr(state, "store", None) is not None:
+            yield
+            return
+        state.store, state.ticket = self, 0
+        try:
+            yield
+        finally:
+            ticket, state.store = state.ticket, None
+            if ticket:
+                self._wait_commit(ticket)
+
+    def _defer(self, ticket: int) -> bool:
+        """Called by a durable append: True if the wait is left to deferred_commit's exit."""
+        state = self._deferred
+        if getattr(state, "store", None) is self:
+            state.ticket = ticket
+            return True
+        return False
+
+    def _wait_commit(self, ticket: int) -> None:  # pragma: no cover - both backends override it
+        raise NotImplementedError
 
     @abstractmethod
     def add_decision(self, d: Decision) -> None: ...

@@ -62,6 +62,8 @@ CREATE_TABLES: tuple[str, ...] = (
     *(_create_table(t) for t in TABLES),
     """CREATE TABLE IF NOT EXISTS batches (replica text NOT NULL, batch bigint NOT NULL,
         committed_at timestamptz NOT NULL DEFAULT now(), n_rows integer NOT NULL, PRIMARY KEY (replica, batch))""",
+    # the task vocabulary every replica's featurizer follows, in one order (task one-hot coordinates)
+    "CREATE TABLE IF NOT EXISTS tasks (position bigint GENERATED ALWAYS AS IDENTITY, task text PRIMARY KEY)",
     # feedback() checks a decision exists, and replicas join attempts to their decisions' features
     "CREATE INDEX IF NOT EXISTS decisions_id ON decisions (decision_id)",
     "CREATE INDEX IF NOT EXISTS feedback_id ON feedback (decision_id)",
@@ -73,8 +75,9 @@ CREATE_TABLES: tuple[str, ...] = (
 
 # One creator at a time when several replicas start on an empty database.
 CREATE_LOCK = "SELECT pg_advisory_xact_lock(7411642315)"
-HAS_META = "SELECT to_regclass('meta') IS NOT NULL"
-OWN_TABLES = "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ANY(%s)"
+TASKS_LOCK = "SELECT pg_advisory_xact_lock(7411642316)"  # registrations in commit order = position order
+ADD_TASK = "INSERT INTO tasks (task) VALUES (%s) ON CONFLICT (task) DO NOTHING"
+ALL_TASKS = "SELECT task FROM tasks ORDER BY position"
 READ_META = "SELECT key, value FROM meta"
 WRITE_META = "INSERT INTO meta (key, value) VALUES (%s, %s)"
 INSERT_BATCH = "INSERT INTO batches (replica, batch, n_rows) VALUES (%s, %s, %s)"

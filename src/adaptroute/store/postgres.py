@@ -23,10 +23,10 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import repeat
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -36,16 +36,17 @@ from .base import LogBackend
 from .buffer import _Buffer, _put_decision, _put_feedback, _put_result
 from .group_commit import GroupCommit
 from .pg_copy import copy_columns
-from .pg_read import Changes, read_changes, read_tables
+from .pg_read import Changes, heads, read_changes, read_tables
 from .pg_schema import (
-    BATCH_EXISTS, COPY_INTO, COPY_TYPES, COUNT_ROWS, CREATE_LOCK, CREATE_TABLES, DECISION_EXISTS, INSERT_BATCH,
-    LAST_BATCH, PG_LAYOUT_VERSION, WRITE_META, check_versions, read_meta,
+    ADD_TASK, ALL_TASKS, BATCH_EXISTS, COPY_INTO, COPY_TYPES, COUNT_ROWS, CREATE_LOCK, CREATE_TABLES, DECISION_EXISTS, INSERT_BATCH,
+    LAST_BATCH, PG_LAYOUT_VERSION, TASKS_LOCK, WRITE_META, check_versions, read_meta,
 )
 from .schema import SCHEMA_VERSION, TABLES
 
 __all__ = ["PostgresLogStore", "connect", "read_url", "redact"]
 
 log = logging.getLogger("adaptroute.store")
+_T = TypeVar("_T")
 
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
@@ -84,6 +85,8 @@ def read_url(url: str) -> dict[str, pa.Table]:
 
 class PostgresLogStore(LogBackend):
     """Append-only log of decisions, attempts, outcomes and feedback in PostgreSQL (see store.pg_schema)."""
+
+    shared = True
 
     def __init__(
         self,
@@ -188,8 +191,8 @@ class PostgresLogStore(LogBackend):
             self._seq = ticket = self._seq + rows
             if self._pending >= self.flush_rows:
                 self._wake.notify()
-        if self.durable and self._snapshot_thread != threading.get_ident():
-            self._wait_durable(ticket)
+        if self.durable and self._snapshot_thread != threading.get_ident() and not self._defer(ticket):
+            self._wait_commit(ticket)
 
     def _overflow(self, tables: tuple[str, ...]) -> None:
         for table in tables:
@@ -200,7 +203,7 @@ class PostgresLogStore(LogBackend):
                       "further rows are not logged, and counted in store.overflow, until it is back (%s)",
                       self.path, self.max_buffered_rows, self.last_error)
 
-    def _wait_durable(self, ticket: int) -> None:
+    def _wait_commit(self, ticket: int) -> None:
         deadline = time.monotonic() + self.durable_timeout_s
         while True:
             try:
@@ -359,22 +362,32 @@ class PostgresLogStore(LogBackend):
             atexit.unregister(self._atexit)
 
     # -- reading ----------------------------------------------------------------------------------
-    @contextmanager
-    def reading(self) -> Iterator[Any]:
-        """The reader connection (not the writer's), one user at a time; a broken one is replaced."""
+    def _read(self, query: Callable[[Any], _T]) -> _T:
+        """``query(connection)`` on the reader connection (not the writer's), one at a time. A connection
+        the server dropped (a restart) is replaced once; an unreachable server is StoreUnavailableError."""
+        import psycopg
+
         with self._read_lock:
-            if self._reader is None or self._reader.closed or self._reader.broken:
-                self._reader = connect(self.url, self.connect_timeout_s)
-            yield self._reader
+            for attempt in (0, 1):
+                fresh = self._reader is None or self._reader.closed or self._reader.broken
+                if fresh:
+                    self._reader = connect(self.url, self.connect_timeout_s)
+                try:
+                    return query(self._reader)
+                except psycopg.OperationalError as exc:
+                    self._reader.close()
+                    self._reader = None
+                    if fresh or attempt:
+                        said = redact(str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                        raise StoreUnavailableError(f"reading the PostgreSQL log {self.path} failed: {said}") from None
+        raise AssertionError("unreachable")
 
     def has_decision(self, decision_id: str) -> bool:
         self.flush()
-        with self.reading() as con:
-            return con.execute(DECISION_EXISTS, [decision_id]).fetchone() is not None
+        return self._read(lambda con: con.execute(DECISION_EXISTS, [decision_id]).fetchone() is not None)
 
     def batch_exists(self, batch: int) -> bool:
-        with self.reading() as con:
-            return con.execute(BATCH_EXISTS, [self.replica, batch]).fetchone() is not None
+        return self._read(lambda con: con.execute(BATCH_EXISTS, [self.replica, batch]).fetchone() is not None)
 
     def read_tables(self) -> dict[str, pa.Table]:
         return self.read_tables_with_heads()[0]
@@ -382,18 +395,31 @@ class PostgresLogStore(LogBackend):
     def read_tables_with_heads(self) -> tuple[dict[str, pa.Table], dict[str, int]]:
         """Every table, and the last batch of each replica, in one snapshot of the database."""
         self.flush()
-        with self.reading() as con:
-            return read_tables(con)
+        return self._read(read_tables)
+
+    def register_tasks(self, tasks: Sequence[str]) -> list[str]:
+        """Add ``tasks`` (in order) to the shared task vocabulary; returns all of it, in its one order."""
+
+        def register(con: Any) -> list[str]:
+            with con.transaction():
+                con.execute(TASKS_LOCK)
+                for task in tasks:
+                    con.execute(ADD_TASK, [task])
+                return [row[0] for row in con.execute(ALL_TASKS).fetchall()]
+
+        return self._read(register)
+
+    def heads(self) -> dict[str, int]:
+        """The last batch each replica committed."""
+        return self._read(heads)
 
     def changes_since(self, seen: dict[str, int]) -> Changes:
         """Rows other replicas committed after the batches in ``seen`` (see pg_read.read_changes)."""
-        with self.reading() as con:
-            return read_changes(con, seen, self.replica)
+        return self._read(lambda con: read_changes(con, seen, self.replica))
 
     def counts(self) -> dict[str, int]:
         self.flush()
-        with self.reading() as con:
-            return {t: int(con.execute(COUNT_ROWS[t]).fetchone()[0]) for t in TABLES}
+        return self._read(lambda con: {t: int(con.execute(COUNT_ROWS[t]).fetchone()[0]) for t in TABLES})
 
     def __repr__(self) -> str:
         return f"PostgresLogStore({self.path!r}, replica={self.replica!r}, durable={self.durable})"

@@ -247,7 +247,7 @@ class LogStore(LogBackend):
             if before < self.flush_rows <= pending or before < _BULK_ROWS <= pending:
                 self._wake.notify()  # a flusher checks whether a batch is due (see _batch_due)
         if self.durable:
-            if self._snapshot_thread != threading.get_ident():  # a snapshot holds flushes back
+            if self._snapshot_thread != threading.get_ident() and not self._defer(ticket):  # a snapshot holds flushes back
                 self._group.wait(ticket)
         elif pending >= self._backlog_rows and self._health.error is None:  # failing: bounded by check_room
             self._wait_for_room()
@@ -255,6 +255,9 @@ class LogStore(LogBackend):
             self._appends = n = self._appends + 1  # outside the lock: a rough count is enough
             if not n % 64 and self._writing.locked():
                 time.sleep(0)  # hand the GIL over to the flushers for a moment (see _append's comment)
+
+    def _wait_commit(self, ticket: int) -> None:
+        self._group.wait(ticket)
 
     def _wait_for_room(self) -> None:
         """The flushers fall behind: wait until one takes the buffer (as the write before it ends), or
