@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "adaptroute"
 # Rank of each top-level module or package: a module may import only ranks <= its own.
 LAYERS = {
     "errors": 0, "types": 1, "messages": 1, "secrecy": 1, "config": 2, "features": 3, "reward": 3, "policy": 4,
-    "store": 5, "datasets": 5, "scorers": 6, "router": 7, "replay": 7, "testing": 8, "demo": 9, "cli": 10, "__main__": 11,
+    "store": 5, "datasets": 5, "scorers": 6, "router": 7, "replay": 7, "testing": 8, "demo": 9, "server": 9, "cli": 10, "__main__": 11,
 }
 # Packages that must import without litellm (the design's promise).
 NO_LITELLM = ("policy", "reward", "replay", "features", "store", "datasets", "config", "types", "errors")

@@ -101,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     mig = sub.add_parser("migrate", help="bring a closed log file written by an older adaptroute to this schema version")
     mig.add_argument("log", help="a .duckdb log file no process has open")
+
+    srv = sub.add_parser("serve", help="run the OpenAI-compatible routing gateway (needs adaptroute[server])")
+    srv.add_argument("--config", help="the gateway's TOML config file (see examples/gateway.toml)")
+    srv.add_argument("--check", nargs="?", const=True, metavar="CONFIG",
+                     help="validate the config (this file, or --config's) and exit without serving")
+    srv.add_argument("--host", help="address to bind (default: server.host, else 127.0.0.1)")
+    srv.add_argument("--port", type=int, help="port (default: server.port, else 4000)")
+    srv.add_argument("--workers", type=int, help="worker processes, each with its own Router (more than 1 needs a PostgreSQL store)")
     return parser
 
 
@@ -214,7 +222,25 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"migrate": _migrate, "demo": _demo, "simulate": _simulate, "replay": _replay, "tune": _tune, "report": _report}
+def _serve(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .server.config_file import load_config
+
+    path = args.check if isinstance(args.check, str) else args.config
+    if not path:
+        raise ConfigError("serve: give the config file: --config FILE (or --check FILE)")
+    if args.check:
+        from .server.run import check_config
+
+        print(check_config(load_config(path)))
+        return 0
+    from .server.run import serve
+
+    serve(path, host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+_COMMANDS = {"migrate": _migrate, "demo": _demo, "simulate": _simulate, "replay": _replay, "tune": _tune, "report": _report, "serve": _serve}
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

@@ -449,6 +449,10 @@ class Router:
             raise ConfigError("feedback(): source must be a string of at most 200 characters")
         self._learner.feedback(decision_id, q, source)
 
+    def cooling_down(self) -> dict[str, float]:
+        """Seconds left for each model resting after a rate limit or repeated failures."""
+        return self._cooldowns.cooling()
+
     def recommend(
         self, messages: Any, task: str | None = None, *, reward: RewardWeights | None = None,
         models: Sequence[str] | None = None,

@@ -53,6 +53,7 @@ class FakeOpenAI:
         self._backlog = backlog
         self._lock = threading.Lock()
         self._scripts: dict[str, deque[Behavior]] = {}
+        self._cycling: set[str] = set()  # models whose script repeats (cycle) instead of keeping its last
         self._counts: Counter[str] = Counter()
         self._requests: list[RecordedRequest] = []
         self._in_flight = 0
@@ -65,6 +66,7 @@ class FakeOpenAI:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self.default = Behavior.ok()  # what models without a script do
 
     # -- lifetime ---------------------------------------------------------------------------------
     def start(self) -> FakeOpenAI:
@@ -114,11 +116,22 @@ class FakeOpenAI:
             raise ValueError("set() needs at least one Behavior")
         with self._lock:
             self._scripts[model] = deque(behaviors)
+            self._cycling.discard(model)
+
+    def cycle(self, model: str, *behaviors: Behavior) -> None:
+        """Play ``behaviors`` in order for ``model``, then again from the first, for ever (faults at a
+        fixed rate under load: ``cycle("m", *[Behavior.ok()] * 9, Behavior.server_error())``)."""
+        if not behaviors:
+            raise ValueError("cycle() needs at least one Behavior")
+        with self._lock:
+            self._scripts[model] = deque(behaviors)
+            self._cycling.add(model)
 
     def reset(self) -> None:
         """Forget scripts, counts and recorded requests."""
         with self._lock:
             self._scripts.clear()
+            self._cycling.clear()
             self._counts.clear()
             self._requests.clear()
             self.max_in_flight = 0
@@ -153,7 +166,10 @@ class FakeOpenAI:
         with self._lock:
             script = self._scripts.get(model or "")
             if not script:
-                return Behavior.ok()
+                return self.default
+            if model in self._cycling:
+                script.rotate(-1)
+                return script[-1]
             return script.popleft() if len(script) > 1 else script[0]
 
     # -- the server -------------------------------------------------------------------------------
