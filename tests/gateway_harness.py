@@ -34,16 +34,19 @@ def _toml(value: Any) -> str:
 
 
 def write_config(directory: Path, fake: FakeOpenAI, models: list[str], *, router: Mapping[str, Any] | None = None,
-                 server: Mapping[str, Any] | None = None, name: str = "gateway.toml") -> Path:
-    """A config with one [[models]] table per fake model (keys as env:PROVIDER_KEY)."""
+                 server: Mapping[str, Any] | None = None, name: str = "gateway.toml",
+                 prices: Mapping[str, tuple[float, float]] | None = None) -> Path:
+    """A config with one [[models]] table per fake model (keys as env:PROVIDER_KEY); ``prices`` per
+    model as (input, output) USD per token, else 1e-6 and 2e-6."""
     router = {"store": str(directory / "routes.duckdb"), "reward": {"quality": 1.0, "cost": 20.0}, "timeout_s": 5.0,
               "seed": 0, **(router or {})}
     server = {"client_keys": ["env:GATEWAY_KEY"], **(server or {})}
     lines = ["[router]", *(f"{k} = {_toml(v)}" for k, v in router.items()), ""]
     for model in models:
+        price_in, price_out = (prices or {}).get(model, (1e-6, 2e-6))
         lines += ["[[models]]", f"name = {_toml(model)}", f'litellm_model = "openai/{model}"',
                   f"api_base = {_toml(fake.base_url)}", 'api_key = "env:PROVIDER_KEY"',
-                  "input_cost_per_token = 1e-6", "output_cost_per_token = 2e-6", ""]
+                  f"input_cost_per_token = {price_in!r}", f"output_cost_per_token = {price_out!r}", ""]
     lines += ["[server]", *(f"{k} = {_toml(v)}" for k, v in server.items())]
     path = directory / name
     path.write_text("\n".join(lines) + "\n")

@@ -53,11 +53,11 @@ def _chart(shares: Shares, all_models: tuple[str, ...], task: str) -> str:
     """Stacked bars: the share of each model among the answers in each time bucket."""
     if not shares.answered.size or not shares.answered.any():
         return '<p class="empty">No answers yet.</p>'
-    width, height, left, bottom = 720, 160, 40, 22
+    width, height, left, bottom, top = 720, 160, 40, 22, 8
     n = shares.shares.shape[0]
     bar = (width - left) / n
     parts = [f'<svg role="img" aria-label="model shares over time for {escape(task)}" width="{width}" '
-             f'height="{height + bottom}" viewBox="0 0 {width} {height + bottom}">']
+             f'height="{height + bottom + top}" viewBox="0 {-top} {width} {height + bottom + top}">']
     for frac in (0.0, 0.5, 1.0):
         y = height - frac * height
         parts.append(f'<line x1="{left}" x2="{width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e7eb"/>'
