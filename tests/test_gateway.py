@@ -175,6 +175,24 @@ def test_stream_breaking_before_the_first_token_falls_back(gateway, fake: FakeOp
     assert gw.rows("decisions") == 1 and gw.rows("attempts") == 2
 
 
+def test_client_leaving_mid_stream_is_logged_as_closed_by_the_caller(gateway, fake: FakeOpenAI) -> None:
+    import time
+
+    gw = gateway(["fast"])
+    fake.set("fast", Behavior.ok(" ".join(["word"] * 40), chunk_delay_s=0.1))
+    with httpx.stream("POST", gw.base_url + "/chat/completions", timeout=30, headers={"Authorization": f"Bearer {CLIENT_KEY}"},
+                      json={"model": "adaptroute/draft", "messages": MESSAGES, "stream": True}) as response:
+        first = next(response.iter_lines())
+        assert first.startswith("data: ")
+    deadline = time.time() + 10
+    while gw.rows("outcomes") == 0 and time.time() < deadline:
+        time.sleep(0.05)
+    assert gw.router.store.query("SELECT error_class, counts_against_model FROM attempts") == [("StreamClosed", False)]
+    assert gw.rows("decisions") == 1 and gw.rows("outcomes") == 1
+    metrics = httpx.get(gw.url + "/metrics", headers={"Authorization": f"Bearer {CLIENT_KEY}"}).text
+    assert "adaptroute_in_flight_requests 0" in metrics
+
+
 # -- feedback ----------------------------------------------------------------------------------------
 def test_feedback_joined_by_decision_id(gateway) -> None:
     gw = gateway(["fast"])

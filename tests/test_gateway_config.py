@@ -151,3 +151,11 @@ def test_the_example_config_checks(monkeypatch: pytest.MonkeyPatch, capsys: pyte
     monkeypatch.setenv("GATEWAY_KEY", "my-gateway-key")
     assert main(["serve", "--check", str(EXAMPLE)]) == 0
     assert "OK: 2 model(s) (fast, strong)" in capsys.readouterr().out
+
+
+def test_a_database_url_from_the_environment_is_never_printed_with_its_password(tmp_path: Path) -> None:
+    env = {**ENV, "DATABASE_URL": "postgresql://router:s3cret-pw@db.internal:5432/routes"}
+    config = load_config(write(tmp_path, ISSUE_SHAPE.replace('store = "routes.duckdb"', 'store = "env:DATABASE_URL"')), environ=env)
+    assert config.store == env["DATABASE_URL"] and config.store_is_shared
+    assert config.store_display == "postgresql://router:***@db.internal:5432/routes"
+    assert "s3cret-pw" not in repr(config)

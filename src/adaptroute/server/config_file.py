@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from ..config import SECRET_PARAM_NAMES, ModelSpec, RewardWeights, RouterSettings
 from ..errors import ConfigError
@@ -72,11 +73,20 @@ class GatewayConfig:
     reward: RewardWeights | None
     policy: str
     seed: int
-    store: str
-    settings: Mapping[str, Any]
+    store: str = field(repr=False)  # a database URL may carry a password: see store_display
+    settings: Mapping[str, Any] = field(default_factory=dict)
     scorer: Mapping[str, Any] | None = None
-    hash_key: bytes | None = None
+    hash_key: bytes | None = field(default=None, repr=False)
     server: ServerSettings = field(default_factory=ServerSettings)
+
+    @property
+    def store_display(self) -> str:
+        """The store as it may be printed: a database URL's password masked."""
+        parts = urlsplit(self.store)
+        if parts.scheme and parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+            return urlunsplit(parts._replace(netloc=netloc))
+        return self.store
 
     @property
     def store_is_shared(self) -> bool:
@@ -134,6 +144,8 @@ def parse_config(data: Mapping[str, Any], where: str, environ: Mapping[str, str]
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"{where}: router.seed: expected an integer, got {seed!r}")
     store = router.get("store", ":memory:")
+    if isinstance(store, str) and store.startswith("env:"):  # a database URL with a password in it
+        store = _resolve(store, where, "router.store", environ)
     if not isinstance(store, str) or not store:
         raise ConfigError(f"{where}: router.store: expected a path, \":memory:\" or a postgresql:// URL, got {store!r}")
     hash_key = router.get("hash_key")

@@ -32,7 +32,7 @@ def check_config(config: GatewayConfig) -> str:
     router.close()
     auth = f"{len(config.server.client_key_hashes)} client key(s)" if config.server.auth_required else "no client keys"
     return (f"{config.path}: OK: {len(config.models)} model(s) ({', '.join(m.name for m in config.models)}), "
-            f"store {config.store}, {auth}, {config.server.host}:{config.server.port}")
+            f"store {config.store_display}, {auth}, {config.server.host}:{config.server.port}")
 
 
 def _with_overrides(config: GatewayConfig, host: str | None, port: int | None, workers: int | None) -> GatewayConfig:
@@ -57,7 +57,7 @@ def serve(path: str, host: str | None = None, port: int | None = None, workers: 
         raise ConfigError(f"--workers: expected at least 1, got {settings.workers}")
     if settings.workers > 1 and not config.store_is_shared:
         raise ConfigError(
-            f"{config.path}: router.store: {settings.workers} workers cannot share the DuckDB log {config.store} "
+            f"{config.path}: router.store: {settings.workers} workers cannot share the DuckDB log {config.store_display} "
             "(DuckDB allows one writing process per file); run one worker, or use a PostgreSQL store "
             "(store = \"postgresql://...\") that every worker writes"
         )
