@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,9 @@ def test_the_readme_has_runnable_blocks() -> None:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("readme")
+    folder = tmp_path_factory.mktemp("readme")
+    shutil.copytree(README.parent / "examples", folder / "examples")  # as in a checkout: the README names them
+    return folder
 
 
 def _env() -> dict[str, str]:
