@@ -208,8 +208,10 @@ def test_rescale_cost_follows_a_price_change() -> None:
 
 
 def test_discounting_forgets_a_degraded_model() -> None:
-    """Non-stationarity: with discount < 1 a model that got worse loses its lead quickly."""
-    kept, forgetful = make_policy("thompson", seed=1), make_policy("thompson", seed=1, discount=0.97)
+    """Non-stationarity: with discount < 1 a model that got worse loses its lead quickly (change
+    detection off here, to see forgetting alone)."""
+    kept = make_policy("thompson", seed=1, detect_changes=False)
+    forgetful = make_policy("thompson", seed=1, discount=0.97, detect_changes=False)
     x = np.ones(3)
     for policy in (kept, forgetful):
         for _ in range(300):
@@ -218,6 +220,33 @@ def test_discounting_forgets_a_degraded_model() -> None:
         for _ in range(60):
             policy.update(x, "a", Outcome(0.3, 0.0, 0.0))  # provider a degrades
     assert forgetful.predict(x).means[0, 0] < 0.5 < kept.predict(x).means[0, 0]
+
+
+def test_change_detection_relearns_a_degraded_model_and_a_refit_keeps_it() -> None:
+    """Without any forgetting, a model whose outcomes stop matching its estimate is caught by the
+    change detector and re-learned from its outcomes since the change; an unchanged one is left alone.
+    A retrain (clone + fit on the same observations in the same order) drops the same old outcomes."""
+    policy = make_policy("thompson", seed=1, detect_changes=True)
+    policy.add_model("a")
+    policy.add_model("b")
+    rng = np.random.default_rng(0)
+    X = np.ones((860, 3))
+    chosen, outcomes = [], []
+    for i, x in enumerate(X):
+        model = i % 2
+        rate = (0.9 if i < 800 else 0.4) if model == 0 else 0.7  # provider a degrades after 800 updates
+        outcome = Outcome(float(rng.random() < rate), 0.001, 0.5)
+        policy.update(x, policy.models[model], outcome)
+        chosen.append(model)
+        outcomes.append(outcome)
+        if i == 799:
+            assert policy.change_points == []  # 800 stationary pass/fail outcomes: no false alarm
+    assert [m for m, _ in policy.change_points] == ["a"]
+    means = policy.predict(X[0]).means[:, 0]
+    assert means[0] < 0.6 < means[1]
+    refit = policy.clone()
+    refit.fit(_batch(X, policy.models, chosen, outcomes))
+    np.testing.assert_allclose(refit.predict(X[0]).means, policy.predict(X[0]).means, atol=1e-8)
 
 
 @pytest.mark.parametrize("true_precision", [0.5, 5.0, 50.0])

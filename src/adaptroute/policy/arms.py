@@ -7,6 +7,13 @@ matrix ``P_a = lambda I + sum x x^T`` and its inverse; only the right-hand sides
 
 State is sufficient statistics only (P, B, sum y^2, counts), so learning is order-independent without
 discounting: refitting from the log reproduces the online state exactly.
+
+Forgetting (``discount`` g < 1) runs on one clock for every model: the clock advances by one with every
+observation learned, of any model, and an observation learned ``a`` ticks ago weighs g^a. A model's
+statistics are decayed when it learns (exactly), and between its observations its predictive variance
+grows as g^-a up to the prior's (see predict). So a model nobody has tried for a while becomes uncertain
+again and gets re-checked, and a model that changed is re-learned from its recent outcomes. Refitting
+the log in its order reproduces the online state exactly.
 """
 
 from __future__ import annotations
@@ -40,6 +47,9 @@ class ArmModels:
         self.theta = np.zeros((0, 0, n_targets))
         self.yy = np.zeros((0, n_targets))  # sum y^2
         self.n = np.zeros(0)  # (discounted) observation count
+        self.seen = np.zeros(0)  # observations ever learned (not discounted)
+        self.clock = 0.0  # observations learned by every model so far: the forgetting clock
+        self.last = np.zeros(0)  # clock when each model's statistics were last decayed
         self.ssr = np.zeros((0, n_targets))  # ridge residual: sum y^2 - theta.B (see refresh)
         self._since_inverse = np.zeros(0, dtype=np.int64)
 
@@ -56,6 +66,8 @@ class ArmModels:
         self.theta = np.concatenate([self.theta, np.zeros((d, 1, t))], axis=1)
         self.yy = np.concatenate([self.yy, np.zeros((1, t))])
         self.n = np.append(self.n, 0.0)
+        self.seen = np.append(self.seen, 0.0)
+        self.last = np.append(self.last, self.clock)
         self.ssr = np.concatenate([self.ssr, np.zeros((1, t))])
         self._since_inverse = np.append(self._since_inverse, 0)
         return self.n_arms - 1
@@ -90,12 +102,28 @@ class ArmModels:
         mean += (self.lam * v[:, :1]) * prior_mean
         return mean, np.maximum(v @ x, 0.0)
 
+    def staleness(self) -> np.ndarray:
+        """Per model, g^-(ticks since its statistics were last decayed): how much its data has faded."""
+        return np.power(self.discount, self.last - self.clock)
+
+    def age_variance(self, variance: np.ndarray, xx: float | np.ndarray, noise: np.ndarray,
+                     idx: np.ndarray | None = None) -> np.ndarray:
+        """Predictive ``variance`` ((..., K, T), as learned) after each model's data faded since it was
+        last decayed: times g^-age (the data part of its precision shrank by g^age), at most the prior's
+        (x.x / lambda) * noise. The mean is left as last learned: what we knew, now less sure."""
+        age = self.staleness() if idx is None else self.staleness()[idx]
+        cap = (np.asarray(xx, dtype=float)[..., None, None] / self.lam) * noise
+        return np.minimum(variance * age[:, None], cap)
+
     # -- learning ---------------------------------------------------------------------------------
     def update(self, arm: int, x: np.ndarray, y: np.ndarray) -> None:
         """Recursive least squares step (Sherman-Morrison), exact up to rounding."""
         g = self.discount
+        self.clock += 1.0
+        self.seen[arm] += 1.0
         if g < 1.0:
-            self._decay(arm, g)
+            self._decay(arm, g ** (self.clock - self.last[arm]))
+        self.last[arm] = self.clock
         P, Pinv, theta = self.P[arm], self.Pinv[arm], self.theta[:, arm]
         P += _outer(x, x)
         B = self.B[arm]
@@ -119,8 +147,21 @@ class ArmModels:
         self.yy[arm] += new * new - old * old
         self.refresh(arm)
 
+    def own_prediction(self, arm: int, x: np.ndarray, prior_mean: np.ndarray) -> tuple[np.ndarray, float]:
+        """One model's posterior mean of every target at ``x`` (T,) and x^T P^-1 x (predict(), for one)."""
+        v = self.Pinv[arm] @ x
+        mean = x @ self.theta[:, arm] + (self.lam * v[0]) * prior_mean
+        return mean, max(float(v @ x), 0.0)
+
+    def rebuild(self, arm: int, X: np.ndarray, Y: np.ndarray, ticks: np.ndarray) -> None:
+        """Replace one model's statistics by those of the observations (X, Y) learned at ``ticks``
+        alone, with their forgetting weights as of the model's last tick (a detected change)."""
+        w = self.discount ** (self.last[arm] - ticks) if self.discount < 1.0 else np.ones(ticks.shape[0])
+        Xw = X * w[:, None]
+        self.set_statistics(arm, Xw.T @ X, Xw.T @ Y, (w[:, None] * Y * Y).sum(axis=0), float(w.sum()))
+
     def set_statistics(self, arm: int, S: np.ndarray, B: np.ndarray, yy: np.ndarray, n: float) -> None:
-        """Install batch sufficient statistics (fit from a log or a dataset)."""
+        """Install batch sufficient statistics (fit from a log or a dataset), as of the current clock."""
         self.P[arm] = S + self.lam * np.eye(self.dim)
         self.B[arm] = B
         self.yy[arm] = yy

@@ -21,6 +21,7 @@ from ..errors import ConfigError, UnknownModelError
 from ..types import TARGETS, LoggedBatch, Outcome
 from .arms import ArmModels
 from .decide import _draw, _shrink_quality, _shrink_quality_one
+from .drift import DriftDetector
 from .batch import one_blas_thread, predict_rows
 from .evidence import evidence_prior_precision
 from .records import BatchPrediction, ModelPrior, Prediction, _prior_from_row
@@ -75,6 +76,7 @@ class Policy(ABC):
         discount: float = 1.0,
         noise_prior_n: float = 2.0,
         shrinkage: bool = True,
+        detect_changes: bool = False,
         seed: int = 0,
     ) -> None:
         if not 0.0 < floor < 1.0:
@@ -91,6 +93,10 @@ class Policy(ABC):
         self.discount = float(discount)
         self.noise_prior_n = float(noise_prior_n)
         self.shrinkage = bool(shrinkage)
+        self.detect_changes = bool(detect_changes)
+        # Detected changes, as (model, tick the change started): observations of that model up to the
+        # tick are not learned again by a refit (see fit). Kept by clone(), so a retrain keeps them.
+        self.change_points: list[tuple[str, float]] = []
         self.seed = int(seed)
         self.rng = np.random.default_rng(seed)
         self.version = 0
@@ -100,6 +106,7 @@ class Policy(ABC):
 
     def _reset_state(self) -> None:
         self._arms = ArmModels(_T, self.prior_precision, self.discount)
+        self._drift = DriftDetector(_T) if self.detect_changes else None
         self._models: dict[str, int] = {}
         self._configured = np.zeros((0, _T))  # configured prior means, NaN where unset
         self._sum = np.zeros(_T)  # pooled sums over every observation, for empirical-Bayes priors
@@ -120,6 +127,7 @@ class Policy(ABC):
             "discount": self.discount,
             "noise_prior_n": self.noise_prior_n,
             "shrinkage": self.shrinkage,
+            "detect_changes": self.detect_changes,
             "seed": self.seed,
         }
 
@@ -128,6 +136,7 @@ class Policy(ABC):
         fresh = type(self)(weights=self.weights, **self.params())
         for model, index in self._models.items():
             fresh.add_model(model, _prior_from_row(self._configured[index]))
+        fresh.change_points = list(self.change_points)
         return fresh
 
     # -- models -----------------------------------------------------------------------------------
@@ -140,6 +149,8 @@ class Policy(ABC):
         with self._lock:
             if model not in self._models:
                 self._models[model] = self._arms.add_arm()
+                if self._drift is not None:
+                    self._drift.add_arm()
                 self._configured = np.vstack([self._configured, np.full(_T, np.nan)])
                 self._eligible_cache = (None, None)  # "every model" now means one more
             if prior is not None:
@@ -212,7 +223,7 @@ class Policy(ABC):
             pseudo += np.add.reduce(ssr, axis=0)
             pseudo *= n0 / (n0 + float(np.add.reduce(arms.n)))
             noise = (pseudo + ssr) / np.maximum(n0 + arms.n, 1e-12)[:, None]
-            tried = (arms.n >= 1).nonzero()[0]
+            tried = (arms.seen >= 1).nonzero()[0]
             self._derived = _DecisionState(prior, noise, tried, _quality_offsets(configured[:, 0]))
         return self._derived
 
@@ -257,7 +268,9 @@ class Policy(ABC):
             if idx is None:
                 _shrink_quality_one(mean, variance, state.tried, offset)
             else:
-                _shrink_quality(mean, variance, self._arms.n[idx], None if offset is None else offset[idx])
+                _shrink_quality(mean, variance, self._arms.seen[idx], None if offset is None else offset[idx])
+        if self._arms.discount < 1.0:  # after sharing: a faded model keeps its own estimate, less sure
+            variance = self._arms.age_variance(variance, float(x @ x), noise, idx)
         reward = mean @ w
         sd = np.sqrt(variance @ w2)
         low, high = self._reward_bounds(mean, variance, weights)
@@ -347,10 +360,30 @@ class Policy(ABC):
                 self.add_model(model)
                 arm = self._models[model]
             x = self._fit_dim(x)
+            since = None if self._drift is None else self._check_drift(arm, x, y)
             self._sum += y
             self._count += 1.0
-            self._arms.update(arm, x, y)
+            arms = self._arms
+            arms.update(arm, x, y)
+            if self._drift is not None:
+                self._drift.remember(arm, arms.clock, x, y)
+                if since is not None:  # a change: keep only what the model did since it began
+                    arms.rebuild(arm, *self._drift.recent(arm, since, arms.dim))
+                    self.change_points.append((model, since))
             self._changed()
+
+    def _check_drift(self, arm: int, x: np.ndarray, y: np.ndarray) -> float | None:
+        """Compare an observation with the model's own prediction (before learning it) and feed the
+        change detector; the tick the change started at if it fires. Only once a model has a few
+        observations: before that, there is nothing to differ from."""
+        arms = self._arms
+        if arms.n[arm] < 8:
+            return None
+        state = self._decision_state()
+        mean, u2 = arms.own_prediction(arm, x, state.prior[arm])
+        scale = state.noise[arm] * (1.0 + u2)
+        scale += 1e-12 + (1e-3 * mean) ** 2  # targets that never vary (latency 0) cannot alarm
+        return self._drift.observe(arm, arms.clock + 1.0, (y - mean) / np.sqrt(scale))
 
     def revise(self, x: np.ndarray, model: str, old: Outcome, new: Outcome) -> None:
         """Replace a learned outcome (for example when feedback() corrects a scorer's quality)."""
@@ -400,25 +433,33 @@ class Policy(ABC):
             self._count += float(Y.shape[0])
             arms = self._arms
             g = self.discount
+            # The forgetting clock ticks once per observation, in the batch's order (see ArmModels).
+            ticks = arms.clock + 1.0 + np.arange(arms_of.shape[0], dtype=float)
+            starts: dict[str, float] = {}
+            for model, tick in self.change_points:
+                starts[model] = max(tick, starts.get(model, -np.inf))
             for arm in np.unique(arms_of):
                 rows = np.flatnonzero(arms_of == arm)
+                end = float(ticks[rows[-1]])
+                keep_old = 1.0
+                since = starts.get(self.models[arm], -np.inf)
+                if since > arms.clock:  # a change detected in this stretch: what came before it is not learned
+                    rows, keep_old = rows[ticks[rows] > since], 0.0
                 # One model's contexts at a time: a copy of every observation's context at once doubled
                 # the peak memory of a retrain on a large log.
                 Xa, Ya = features[contexts[rows]], Y[rows]
                 if pad:
                     Xa = np.pad(Xa, ((0, 0), (0, pad)))
-                if g < 1.0:
-                    # Online discounting multiplies older data by g once per later update of that model.
-                    w = g ** np.arange(rows.size - 1, -1, -1, dtype=float)
-                    decay = g**rows.size
-                    Xw = Xa * w[:, None]
-                    S_new, B_new, yy_new, n_new = Xw.T @ Xa, Xw.T @ Ya, (w[:, None] * Ya * Ya).sum(axis=0), float(w.sum())
-                else:
-                    decay = 1.0
-                    S_new, B_new, yy_new, n_new = Xa.T @ Xa, Xa.T @ Ya, (Ya * Ya).sum(axis=0), float(rows.size)
+                w = g ** (end - ticks[rows]) if g < 1.0 else np.ones(rows.size)
+                decay = keep_old * (g ** (end - arms.last[arm]) if g < 1.0 else 1.0)
+                Xw = Xa * w[:, None]
                 S_old = arms.P[arm] - arms.lam * np.eye(arms.dim)
-                arms.set_statistics(int(arm), decay * S_old + S_new, decay * arms.B[arm] + B_new,
-                                    decay * arms.yy[arm] + yy_new, decay * arms.n[arm] + n_new)
+                arms.set_statistics(int(arm), decay * S_old + Xw.T @ Xa, decay * arms.B[arm] + Xw.T @ Ya,
+                                    decay * arms.yy[arm] + (w[:, None] * Ya * Ya).sum(axis=0),
+                                    decay * arms.n[arm] + float(w.sum()))
+                arms.seen[arm] += np.count_nonzero(arms_of == arm)
+                arms.last[arm] = end
+            arms.clock += float(arms_of.shape[0])
             self._changed()
 
     def rescale_cost(self, model: str, factor: float) -> None:

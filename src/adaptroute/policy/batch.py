@@ -47,7 +47,7 @@ def predict_rows(
     theta = policy._arms.theta[:, idx].reshape(d, k * _T)
     lam = policy._arms.lam
     w = policy.weights.vector()
-    counts = policy._arms.n[idx]
+    counts = policy._arms.seen[idx]
     offset = policy._decision_state().quality_offset
     offset = None if offset is None else offset[idx]
     means = np.empty((n, k, _T))
@@ -63,6 +63,8 @@ def predict_rows(
         var = u2[:, :, None] * noise[None]
         if policy.shrinkage:
             _shrink_quality(m, var, counts, offset)
+        if policy._arms.discount < 1.0:
+            var = policy._arms.age_variance(var, np.einsum("rd,rd->r", Xc, Xc), noise, idx)
         r = m @ w
         s = np.sqrt(var @ (w * w))
         low, high = policy._reward_bounds(m, var)

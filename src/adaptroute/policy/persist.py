@@ -22,6 +22,7 @@ __all__ = ["load_policy", "save_policy"]
 FORMAT = "adaptroute.policy"
 FORMAT_VERSION = 1
 _ARRAYS = ("P", "B", "yy", "n", "configured", "pooled_sum")
+_CLOCK_ARRAYS = ("seen", "last")  # since the forgetting clock; files without them load as never faded
 
 
 def save_policy(policy: Policy, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> Path:
@@ -41,6 +42,8 @@ def save_policy(policy: Policy, path: str | os.PathLike[str], metadata: dict[str
             "models": list(policy.models),
             "targets": list(TARGETS),
             "pooled_count": policy._count,
+            "clock": arms.clock,
+            "change_points": [[m, t] for m, t in policy.change_points],
             "metadata": metadata or {},
         }
         arrays = {
@@ -50,6 +53,8 @@ def save_policy(policy: Policy, path: str | os.PathLike[str], metadata: dict[str
             "n": arms.n,
             "configured": policy._configured,
             "pooled_sum": policy._sum,
+            "seen": arms.seen,
+            "last": arms.last,
         }
         fd, tmp = tempfile.mkstemp(prefix=target.name, suffix=".tmp", dir=target.parent or ".")
         try:
@@ -69,6 +74,7 @@ def load_policy(path: str | os.PathLike[str]) -> tuple[Policy, dict[str, Any]]:
         with np.load(source, allow_pickle=False) as data:
             header = json.loads(str(data["header"][()]))
             arrays = {name: np.array(data[name]) for name in _ARRAYS}
+            arrays.update({name: np.array(data[name]) for name in _CLOCK_ARRAYS if name in data.files})
     except PolicyStateError:
         raise
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -95,11 +101,14 @@ def _build(source: Path, header: Any, arrays: dict[str, np.ndarray]) -> tuple[Po
     k, t = len(models), len(TARGETS)
     P, B = arrays["P"], arrays["B"]
     d = P.shape[1] if P.ndim == 3 else -1
-    expected = {"P": (k, d, d), "B": (k, d, t), "yy": (k, t), "n": (k,), "configured": (k, t), "pooled_sum": (t,)}
+    arrays.setdefault("seen", arrays["n"])
+    arrays.setdefault("last", np.zeros(k))
+    expected = {"P": (k, d, d), "B": (k, d, t), "yy": (k, t), "n": (k,), "configured": (k, t), "pooled_sum": (t,),
+                "seen": (k,), "last": (k,)}
     for name, shape in expected.items():
         if arrays[name].shape != shape or arrays[name].dtype.kind != "f":
             raise bad(f"array {name} has shape {arrays[name].shape} ({arrays[name].dtype}), expected {shape} floats")
-    for name in ("P", "B", "yy", "n", "pooled_sum"):
+    for name in ("P", "B", "yy", "n", "pooled_sum", "seen", "last"):
         if not np.all(np.isfinite(arrays[name])):
             raise bad(f"array {name} holds NaN or infinite values")
     if np.any(arrays["n"] < 0) or not np.allclose(P, np.swapaxes(P, 1, 2)):
@@ -109,6 +118,8 @@ def _build(source: Path, header: Any, arrays: dict[str, np.ndarray]) -> tuple[Po
         policy = cls(weights=weights, **header["params"])
         count = float(header["pooled_count"])
         version = int(header["version"])
+        clock = float(header.get("clock", 0.0))
+        change_points = [(str(m), float(t)) for m, t in header.get("change_points", [])]
     except (TypeError, ValueError, KeyError) as exc:
         raise bad(f"bad parameters ({exc})") from None
     for model in models:
@@ -124,6 +135,8 @@ def _build(source: Path, header: Any, arrays: dict[str, np.ndarray]) -> tuple[Po
             arms.set_statistics(i, P[i] - eye, B[i], arrays["yy"][i], float(arrays["n"][i]))
         except np.linalg.LinAlgError:
             raise bad(f"precision matrix of {models[i]!r} is singular") from None
+    arms.seen, arms.last, arms.clock = arrays["seen"], arrays["last"], clock
+    policy.change_points = change_points
     policy._changed()
     policy.version = version
     metadata = header.get("metadata") or {}

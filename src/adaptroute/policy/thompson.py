@@ -147,9 +147,12 @@ class ThompsonSampling(Policy):
 
     name = "thompson"
 
-    def __init__(self, *, scale: float = 0.5, scale_at: float | None = 10.0, **kwargs: Any) -> None:
+    def __init__(self, *, scale: float = 0.5, scale_at: float | None = 10.0, explore: float = 0.0, **kwargs: Any) -> None:
         if not scale > 0:
             raise ConfigError(f"scale must be > 0, got {scale}")
+        if not 0.0 <= explore <= 1.0:
+            raise ConfigError(f"explore must be in [0, 1], got {explore}")
+        self.explore = float(explore)
         if scale_at is not None and not scale_at >= 3:
             raise ConfigError(f"scale_at must be a number of models >= 3 (or None), got {scale_at}")
         self.scale = float(scale)
@@ -157,7 +160,7 @@ class ThompsonSampling(Policy):
         super().__init__(**kwargs)
 
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "scale": self.scale, "scale_at": self.scale_at}
+        return {**super().params(), "scale": self.scale, "scale_at": self.scale_at, "explore": self.explore}
 
     def width(self, k: int) -> float:
         """The factor on the posterior sd when choosing among ``k`` models."""
@@ -166,7 +169,11 @@ class ThompsonSampling(Policy):
         return self.scale * math.sqrt(math.log(self.scale_at) / math.log(max(k, 3)))
 
     def _probabilities(self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-        return win_probabilities(reward, sd * self.width(reward.shape[0]), low, high)
+        p = win_probabilities(reward, sd * self.width(reward.shape[0]), low, high)
+        if self.explore > 0.0:
+            p *= 1.0 - self.explore
+            p += self.explore * win_probabilities(reward, sd, low, high)
+        return p
 
     def sample(self, x: np.ndarray, rng: np.random.Generator | None = None, weights: Any = None) -> int:
         """Thompson sampling itself: one clipped posterior draw per model, the best draw wins (with the
@@ -180,7 +187,8 @@ class ThompsonSampling(Policy):
         if k > 1 and rng.random() < self.floor:
             return int(rng.integers(k))
         centre = np.minimum(np.maximum(reward, low), high)
-        draws = centre + (self.width(k) * sd) * rng.standard_normal(k)
+        width = 1.0 if self.explore > 0.0 and rng.random() < self.explore else self.width(k)
+        draws = centre + (width * sd) * rng.standard_normal(k)
         return int(np.minimum(np.maximum(draws, low), high).argmax())
 
     def _probabilities_batch(
@@ -188,4 +196,8 @@ class ThompsonSampling(Policy):
     ) -> np.ndarray:
         counts, row_count = np.unique(mask.sum(axis=1), return_inverse=True)  # each row's eligible count
         widths = np.array([self.width(int(k)) for k in counts])[row_count]
-        return win_probabilities_batch(reward, sd * widths[:, None], low, high, mask)
+        p = win_probabilities_batch(reward, sd * widths[:, None], low, high, mask)
+        if self.explore > 0.0:
+            p *= 1.0 - self.explore
+            p += self.explore * win_probabilities_batch(reward, sd, low, high, mask)
+        return p

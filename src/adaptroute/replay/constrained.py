@@ -8,7 +8,7 @@ outcome is learned and fed back to the controls.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,22 +42,25 @@ class Controls:
 def run_controlled(
     agent: Policy, X: np.ndarray, tasks: np.ndarray, targets: np.ndarray, order: Iterable[int], weights: RewardWeights,
     controls: Controls, rng: np.random.Generator, chosen: np.ndarray, bars: np.ndarray,
+    eligible: Sequence[str] | None = None, first_step: int = 0,
 ) -> None:
-    """Fill ``chosen`` (model index per step) and ``bars`` (the bar each step had to meet, NaN: none)."""
+    """Fill ``chosen`` (model index per step) and ``bars`` (the bar each step had to meet, NaN: none),
+    choosing among ``eligible`` (default: every model); the clock starts at ``first_step``."""
     models = agent.models
     index = {m: i for i, m in enumerate(models)}
     bar, pacer = controls.bar, controls.pacer
+    present = list(models if eligible is None else eligible)
     for step, row in enumerate(order):
-        x, task, now = X[row], str(tasks[row]), float(step)
-        w, names = weights, list(models)
+        x, task, now = X[row], str(tasks[row]), float(first_step + step)
+        w, names = weights, present
         if pacer is not None:
             pacer.decided(now)
             w = w.model_copy(update={"cost": w.cost + w.quality * pacer.cost_weight(now)})
-            expected = agent.predict(x, models, w).means[:, 1]
+            expected = agent.predict(x, present, w).means[:, 1]
             ok = pacer.affordable(expected, now)
             if not ok.any():  # nothing fits what is left: the cheapest expected model
                 ok = expected == expected.min()
-            names = [m for m, fits in zip(models, ok, strict=True) if fits]
+            names = [m for m, fits in zip(present, ok, strict=True) if fits]
         if bar is not None:
             prediction, decision = predict_under_bar(agent, x, names, w, bar, task)
         else:

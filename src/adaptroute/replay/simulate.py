@@ -3,12 +3,16 @@
 Every model's outcome is known for every prompt, so any policy can be run as if live: at each step it
 sees the context (task, and the prompt text when the data has it), picks a model with its own
 probabilities and a seeded draw, and learns only the chosen model's outcome.
+
+Long runs go over the data several times (``passes``), and the world may change between passes
+(``changes``: a model degrades, gets cheaper, arrives or leaves; see replay.changes). Every pass is
+reported against the references of the world as it was during that pass.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,11 +24,29 @@ from ..errors import ConfigError, DatasetError
 from ..features import Featurizer, HashingFeaturizer
 from ..policy import ModelPrior, Policy, make_policy
 from ..policy.constraints import QualityBar, default_weights
-from .baselines import Reference, reference_points, reward_matrix
+from ..reward import rewards
+from .baselines import Reference, reference_points
+from .changes import Change, World, worlds
 from .constrained import Controls, run_controlled
 from .per_task import per_task_summary
 
-__all__ = ["SimulationResult", "featurize", "simulate"]
+__all__ = ["PassResult", "SimulationResult", "featurize", "simulate"]
+
+
+@dataclass(frozen=True, slots=True)
+class PassResult:
+    """One pass over the data, next to the references of the world during that pass."""
+
+    n: int
+    mean_quality: float
+    mean_cost_usd: float
+    mean_reward: float
+    best_fixed_per_task_reward: float  # each task's best present model, in hindsight of this pass's world
+    oracle_reward: float  # the best present model for every prompt
+    models_present: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 @dataclass(frozen=True)
@@ -43,8 +65,11 @@ class SimulationResult:
     baselines: dict[str, Reference]
     regret_vs_oracle: float  # total reward lost against the per-prompt oracle
     regret_vs_best_fixed_per_task: float
-    chosen: np.ndarray = field(repr=False)  # model index per step
-    prompt_rows: np.ndarray = field(repr=False)  # dataset row per step
+    per_pass: tuple[PassResult, ...] = ()
+    changes: tuple[Change, ...] = ()
+    chosen: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, dtype=np.int64))  # model per step
+    prompt_rows: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, dtype=np.int64))  # data row per step
+    rewards: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))  # reward obtained per step
     models: tuple[str, ...] = ()
     per_task: dict[str, dict[str, Any]] = field(default_factory=dict)  # see replay.per_task
     controls: dict[str, Any] = field(default_factory=dict)  # the bar and budget the run respected
@@ -67,6 +92,8 @@ class SimulationResult:
             "regret_vs_best_fixed_per_task": self.regret_vs_best_fixed_per_task,
             "controls": self.controls,
             "per_task": self.per_task,
+            "per_pass": [p.to_dict() for p in self.per_pass],
+            "changes": [c.spec() for c in self.changes],
         }
 
 
@@ -84,13 +111,15 @@ def simulate(
     warm_start: FullInfoDataset | None = None,
     featurizer: Featurizer | None = None,
     priors: Mapping[str, ModelPrior] | None = None,
+    changes: Sequence[Change] = (),
     progress: bool = False,
     bar: QualityBar | float | dict[str, float] | str | None = None,
     budget_per_request: float | None = None,
     controls: Controls | None = None,
 ) -> SimulationResult:
     """Stream ``passes`` seeded shuffles of ``data`` through ``policy`` (a name or a fresh Policy), with
-    ``priors`` (what is known of some models before their first request) set first.
+    ``priors`` (what is known of some models before their first request) set first and ``changes``
+    applied from their pass on. A model absent from a pass is not eligible during it.
 
     Operator controls, as the Router applies them: ``bar`` (one number, {task: bar}, "0.9*best" or a
     QualityBar) and ``budget_per_request`` (USD, paced over the run). Without weights, a bar or a
@@ -122,40 +151,51 @@ def simulate(
         warm = warm_start.select_models(data.models)
         agent.fit(warm.as_batch(featurize(featurizer, warm)), select_prior=True)
     X = featurize(featurizer, data)
+    n, models = len(data), data.models
+    latency = np.zeros_like(data.cost_usd) if data.latency_s is None else data.latency_s
+    passes_worlds = worlds(data.quality, data.cost_usd, models, passes, changes)
     rng = np.random.default_rng(seed)
-    order = np.concatenate([rng.permutation(len(data)) for _ in range(passes)])
-    targets = np.stack(
-        [data.quality, data.cost_usd, np.zeros_like(data.cost_usd) if data.latency_s is None else data.latency_s,
-         np.zeros_like(data.cost_usd)],
-        axis=2,
-    )
-    models = data.models
+    order = np.concatenate([rng.permutation(n) for _ in range(passes)])
     chosen = np.empty(order.shape[0], dtype=np.int64)
-    steps = _progress(order, progress, f"simulate {agent.name}")
+    steps = iter(_progress(order, progress, f"simulate {agent.name}"))
     direct = agent.models == models  # the policy knows exactly the data's models, in the same order
     bars = np.full(order.shape[0], np.nan)
-    if controls.active:
-        if not direct:
-            raise ConfigError("operator controls need a policy that knows exactly the data's models")
-        run_controlled(agent, X, data.tasks, targets, steps, weights, controls, rng, chosen, bars)
-        steps = ()
-    for step, row in enumerate(steps):
-        x = X[row]
-        if direct:  # nothing is logged here, so the policy may draw without computing probabilities
-            k = agent.sample(x, rng)
-        else:
-            probs = agent.predict(x, models).probabilities
-            k = min(int(probs.cumsum().searchsorted(rng.random() * probs.sum(), side="right")), len(models) - 1)
-        agent.update(x, models[k], targets[row, k])
-        chosen[step] = k
-    R = reward_matrix(data, weights)
-    refs = reference_points(data, weights)
-    got = R[order, chosen]
-    per_task = np.empty(len(data))
-    for task in np.unique(data.tasks):
-        rows = data.tasks == task
-        per_task[rows] = R[rows, int(R[rows].mean(axis=0).argmax())]
-    oracle = R.max(axis=1)
+    if controls.active and not direct:
+        raise ConfigError("operator controls need a policy that knows exactly the data's models")
+    for p, world in enumerate(passes_worlds):
+        targets = np.stack([world.quality, world.cost_usd, latency, np.zeros_like(latency)], axis=2)
+        present = np.flatnonzero(world.present)
+        every = present.shape[0] == len(models)
+        names = tuple(models[i] for i in present)
+        span = slice(p * n, (p + 1) * n)
+        if controls.active:
+            run_controlled(agent, X, data.tasks, targets, [next(steps) for _ in range(n)], weights, controls,
+                           rng, chosen[span], bars[span], eligible=names, first_step=p * n)
+            continue
+        for step in range(p * n, (p + 1) * n):
+            row = next(steps)
+            x = X[row]
+            if direct and every:  # nothing is logged here, so the policy may draw without probabilities
+                k = agent.sample(x, rng)
+            else:
+                probs = agent.predict(x, names).probabilities
+                k = int(present[min(int(probs.cumsum().searchsorted(rng.random() * probs.sum(), side="right")), len(names) - 1)])
+            agent.update(x, models[k], targets[row, k])
+            chosen[step] = k
+    got = np.empty(order.shape[0])
+    got_quality, got_cost = np.empty_like(got), np.empty_like(got)
+    per_pass: list[PassResult] = []
+    regret_oracle = regret_fixed = 0.0
+    for p, world in enumerate(passes_worlds):
+        span = slice(p * n, (p + 1) * n)
+        rows, picks = order[span], chosen[span]
+        R = _world_rewards(data, world, weights)
+        result = _pass_result(data, world, R, rows, picks)
+        per_pass.append(result)
+        got[span] = result_rewards = R[rows, picks]
+        got_quality[span], got_cost[span] = world.quality[rows, picks], world.cost_usd[rows, picks]
+        regret_oracle += n * result.oracle_reward - float(result_rewards.sum())
+        regret_fixed += n * result.best_fixed_per_task_reward - float(result_rewards.sum())
     shares = np.bincount(chosen, minlength=len(models)) / chosen.shape[0]
     return SimulationResult(
         policy=agent.name,
@@ -164,16 +204,19 @@ def simulate(
         passes=passes,
         n=int(order.shape[0]),
         skipped=data.skipped,
-        mean_quality=float(data.quality[order, chosen].mean()),
-        mean_cost_usd=float(data.cost_usd[order, chosen].mean()),
+        mean_quality=float(got_quality.mean()),
+        mean_cost_usd=float(got_cost.mean()),
         mean_latency_s=None if data.latency_s is None else float(data.latency_s[order, chosen].mean()),
         mean_reward=float(got.mean()),
         model_shares={m: float(s) for m, s in zip(models, shares, strict=True)},
-        baselines=refs,
-        regret_vs_oracle=float((oracle[order] - got).sum()),
-        regret_vs_best_fixed_per_task=float((per_task[order] - got).sum()),
+        baselines=reference_points(data, weights),
+        regret_vs_oracle=regret_oracle,
+        regret_vs_best_fixed_per_task=regret_fixed,
+        per_pass=tuple(per_pass),
+        changes=tuple(changes),
         chosen=chosen,
         prompt_rows=order,
+        rewards=got,
         models=models,
         per_task=per_task_summary(data, order, chosen, controls.bar.bar if controls.bar else None),
         controls=_describe(controls),
@@ -187,6 +230,29 @@ def _describe(controls: Controls) -> dict[str, Any]:
     if controls.pacer is not None:
         out["budget_per_request_usd"] = controls.pacer.budget.usd
     return out
+
+
+def _world_rewards(data: FullInfoDataset, world: World, weights: RewardWeights) -> np.ndarray:
+    """(n, K) reward of every model on every prompt in ``world``; absent models get -inf."""
+    R = rewards(world.quality, world.cost_usd, weights, data.latency_s)
+    return np.where(world.present, R, -np.inf)
+
+
+def _pass_result(data: FullInfoDataset, world: World, R: np.ndarray, rows: np.ndarray, picks: np.ndarray) -> PassResult:
+    """``R``: the world's reward matrix (_world_rewards)."""
+    fixed = np.empty(len(data))
+    for task in np.unique(data.tasks):
+        in_task = data.tasks == task
+        fixed[in_task] = R[in_task, int(R[in_task].mean(axis=0).argmax())]
+    return PassResult(
+        n=int(rows.shape[0]),
+        mean_quality=float(world.quality[rows, picks].mean()),
+        mean_cost_usd=float(world.cost_usd[rows, picks].mean()),
+        mean_reward=float(R[rows, picks].mean()),
+        best_fixed_per_task_reward=float(fixed.mean()),
+        oracle_reward=float(R.max(axis=1).mean()),
+        models_present=int(world.present.sum()),
+    )
 
 
 def _progress(items: np.ndarray, show: bool, label: str) -> Any:
