@@ -6,8 +6,10 @@ Both gateways route to the same fake OpenAI-compatible provider (``python -m ada
 process of its own, answering at once) with two deployments each, one worker each, client keys on.
 adaptroute logs every decision and outcome to a DuckDB file, as it would in production. For each
 number of concurrent clients (1, 50, 200), a closed-loop load generator (benchmarks/loadgen.py, its
-own process's asyncio loop) measures the provider called directly, then adaptroute, then LiteLLM;
-added latency is the gateway's percentile minus the direct call's at the same concurrency.
+own process's asyncio loop) measures the provider called directly, adaptroute and LiteLLM in rounds
+whose order rotates (this shared machine's speed drifts from minute to minute: each target gets the
+same share of good and bad minutes), and pools each target's rounds. Added latency is the gateway's
+percentile minus the direct call's at the same concurrency.
 
 LiteLLM's proxy is installed only in a separate virtualenv (``pip install -r
 ../shared/peers/litellm-proxy.txt`` in .venv-peer), never in the project's; without it, its rows say
@@ -109,7 +111,8 @@ def _row(name: str, c: int, r: LoadResult, direct: LoadResult | None) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per row (after 2 s of warm-up)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per round (after 2 s of warm-up)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per target and concurrency, in rotating order")
     parser.add_argument("--peer-python", default=str(ROOT / ".venv-peer" / "bin" / "python"),
                         help="the python of the virtualenv that has LiteLLM's proxy")
     parser.add_argument("--no-write", action="store_true", help="print only")
@@ -145,22 +148,26 @@ def main() -> int:
         _wait(f"http://127.0.0.1:{ports['adaptroute']}/healthz", gateway)
         if "LiteLLM proxy" in targets:
             _wait(f"http://127.0.0.1:{ports['litellm']}/health/liveliness", proxy)
-        steps = [(name, c) for c in CONCURRENCY for name in targets]
+        names = list(targets)
+        steps = [(names[(i + r) % len(names)], c) for c in CONCURRENCY for r in range(args.rounds) for i in range(len(names))]
         for name, c in tqdm(steps, desc="gateway bench", file=sys.stderr):
             port, payload = targets[name]
             key = None if name == "direct" else KEY
-            results[(name, c)] = run_load("127.0.0.1", port, "/v1/chat/completions", payload, clients=c,
-                                          seconds=args.seconds, warmup_s=2.0, key=key)
+            result = run_load("127.0.0.1", port, "/v1/chat/completions", payload, clients=c,
+                              seconds=args.seconds, warmup_s=2.0, key=key)
+            results[(name, c)] = results[(name, c)].merge(result) if (name, c) in results else result
     finally:
         for proc in reversed(procs):
             _stop(proc)
     lines = [
         f"# Gateway benchmark\n",
-        f"`.venv/bin/python benchmarks/gateway.py --seconds {args.seconds:g}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"`.venv/bin/python benchmarks/gateway.py --seconds {args.seconds:g} --rounds {args.rounds}`, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), Python {platform.python_version()}. "
         "One worker per gateway, two deployments behind each, client keys on; the provider is the fake "
         "one (answers at once) in its own process; the load generator is one asyncio process. Every "
-        f"figure is from this one run ({args.seconds:g} s per row after 2 s of warm-up). Latencies in ms; "
+        f"figure is from this one run ({args.rounds} rounds of {args.seconds:g} s per row, each after 2 s of "
+        "warm-up, in rotating order). Latencies in ms; "
         "added = the gateway's percentile minus the direct call's at the same concurrency.\n",
         "| target | clients | requests/s | p50 | p99 | added p50 | added p99 | ok | errors |",
         "|---|---|---|---|---|---|---|---|---|",

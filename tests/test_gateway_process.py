@@ -22,7 +22,7 @@ import openai
 import pytest
 
 from adaptroute.testing import Behavior, FakeOpenAI, fake_openai
-from gateway_harness import CLIENT_KEY, free_port, serve_process, write_config
+from gateway_harness import CLIENT_KEY, ENV, free_port, serve_process, write_config
 
 MESSAGES = [{"role": "user", "content": "Classify this ticket: the invoice total is wrong."}]
 
@@ -161,3 +161,38 @@ def test_200_concurrent_sdk_clients_for_20_seconds(fake: FakeOpenAI, tmp_path: P
     counts = log_counts(tmp_path / "routes.duckdb")
     assert counts["decisions"] == passed_auth and counts["outcomes"] == passed_auth
     assert counts["decisions_without_outcome"] == 0 and counts["duplicate_outcomes"] == 0
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_postgresql_log(fake: FakeOpenAI, tmp_path: Path, pg_url: str) -> None:
+    import psycopg
+
+    config = write_config(tmp_path, fake, ["fast", "strong"], router={"store": "env:DATABASE_URL"})
+    port = free_port()
+    env = {**ENV, "DATABASE_URL": pg_url}
+    with serve_process(config, port, env, "--workers", "2") as proc:
+        pids = set()
+        for _ in range(200):  # a new connection each time: the kernel spreads them over the workers
+            pids.add(httpx.get(f"http://127.0.0.1:{port}/healthz", headers={"Connection": "close"}).json()["worker_pid"])
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2, "both workers answer"
+
+        async def run() -> list[str]:
+            clients = [openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=CLIENT_KEY, max_retries=0)
+                       for _ in range(8)]
+            try:
+                replies = await asyncio.gather(*[clients[i % 8].chat.completions.create(model="adaptroute/triage", messages=MESSAGES)
+                                                 for i in range(80)])
+            finally:
+                for c in clients:
+                    await c.close()
+            return [r.adaptroute["decision_id"] for r in replies]
+
+        ids = asyncio.run(run())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    with psycopg.connect(pg_url) as con:
+        decisions = con.execute("SELECT count(*), count(DISTINCT decision_id) FROM decisions").fetchone()
+        outcomes = con.execute("SELECT count(*) FROM outcomes").fetchone()[0]
+    assert len(set(ids)) == 80 and decisions == (80, 80) and outcomes == 80

@@ -7,6 +7,7 @@ its log at shutdown, after uvicorn has stopped accepting and finished the reques
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -79,7 +80,7 @@ async def _models(gateway: Gateway, request: Request) -> Response:
 async def _healthz(gateway: Gateway, request: Request) -> Response:
     router = gateway.router
     return json_response(200, {"status": "ok", "models": list(router.models), "policy_version": router.policy.version,
-                               "cooling_down": sorted(router.cooling_down())})
+                               "cooling_down": sorted(router.cooling_down()), "worker_pid": os.getpid()})
 
 
 async def _metrics(gateway: Gateway, request: Request) -> Response:
