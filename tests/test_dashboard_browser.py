@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(chromium() is None, reason="chromium is not inst
 # What a reviewer would say of each model's answers, per task (sent back as feedback).
 QUALITY = {("extract", "cheap"): 0.9, ("extract", "mid"): 0.95, ("extract", "premium"): 1.0,
            ("draft", "cheap"): 0.2, ("draft", "mid"): 0.85, ("draft", "premium"): 0.9}
-REQUESTS = 120
+REQUESTS = 80
 # Set to a path to keep the screenshot (how docs/dashboard.png is made).
 KEEP_SCREENSHOT = os.environ.get("ADAPTROUTE_DASHBOARD_PNG")
 
