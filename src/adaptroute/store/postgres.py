@@ -254,11 +254,6 @@ class PostgresLogStore(LogBackend):
         try:
             con = self._connection()
             with con.transaction():
-                try:
-                    with con.transaction():  # a savepoint: the violation below rolls back only this
-                        con.execute(INSERT_BATCH, [self.replica, batch, rows])  # first: a batch is written once
-                except psycopg.errors.UniqueViolation:
-                    return  # committed before, its acknowledgement lost with the connection
                 with con.cursor() as cur:
                     for table, buffered in taken.tables().items():
                         if not len(buffered):
@@ -269,6 +264,11 @@ class PostgresLogStore(LogBackend):
                             write = copy.write_row
                             for row in zip(*columns, repeat(self.replica), repeat(batch)):
                                 write(row)
+                # Last, so that a batch committed before (its acknowledgement lost with the connection)
+                # violates the key here and the whole retry rolls back: a batch is written once.
+                con.execute(INSERT_BATCH, [self.replica, batch, rows])
+        except psycopg.errors.UniqueViolation:
+            return  # committed before
         except psycopg.OperationalError as exc:
             self._drop_connection()
             self.last_error = redact(str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
