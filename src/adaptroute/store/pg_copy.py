@@ -9,6 +9,7 @@ own list dumper converted every element in Python and made COPY three times slow
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,69 +21,71 @@ __all__: list[str] = []  # internal to adaptroute.store
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in Unix microseconds: PostgreSQL's timestamp origin
 _FLOAT4, _FLOAT8, _TEXT = 700, 701, 25  # element type oids
 _HEADER = struct.Struct(">iiiii")  # ndim, has nulls, element oid, length, lower bound
-_EMPTY = struct.pack(">iii", 0, 0, 0)
+_LENGTH = struct.Struct(">i")
+
+
+def _empty(oid: int) -> bytes:
+    return struct.pack(">iii", 0, 0, oid)  # no dimensions
 
 
 def _float4_arrays(values: list[Any]) -> list[bytes | None]:
+    """Feature vectors: one NumPy pass over the batch when they share a length (the usual case)."""
     if values and all(isinstance(v, np.ndarray) for v in values):
         lengths = {v.shape[0] for v in values}
         if len(lengths) == 1 and (k := lengths.pop()) > 0:
             n = len(values)
             block = np.empty((n, 5 + 2 * k), dtype=">i4")
             block[:, :5] = (1, 0, _FLOAT4, k, 1)
-            block[:, 5::2] = 4
+            block[:, 5::2] = 4  # each element's length, then its bits
             block[:, 6::2] = np.stack(values).astype(">f4", copy=False).view(">i4")
             raw, size = block.tobytes(), block.shape[1] * 4
             return [raw[i * size : (i + 1) * size] for i in range(n)]
-    return [None if v is None else _float_array(v, ">f4", _FLOAT4) for v in values]
+    return _each(values, _float4_array, cache=False)
 
 
-def _float_array(value: Any, dtype: str, oid: int) -> bytes:
-    arr = np.asarray(value, dtype=dtype).ravel()
+def _float4_array(value: Any) -> bytes:
+    arr = np.asarray(value, dtype=">f4").ravel()
     k = arr.shape[0]
     if k == 0:
-        return _EMPTY[:8] + struct.pack(">i", oid)
-    width = arr.dtype.itemsize
-    body = np.empty((k, 1 + width // 4), dtype=">i4")
-    body[:, 0] = width
-    body[:, 1:] = arr.view(">i4").reshape(k, width // 4)
-    return _HEADER.pack(1, 0, oid, k, 1) + body.tobytes()
+        return _empty(_FLOAT4)
+    body = np.empty((k, 2), dtype=">i4")
+    body[:, 0] = 4
+    body[:, 1] = arr.view(">i4")
+    return _HEADER.pack(1, 0, _FLOAT4, k, 1) + body.tobytes()
 
 
-def _float8_arrays(values: list[Any]) -> list[bytes | None]:
-    cache: dict[Any, bytes] = {}
+def _float8_array(value: Any) -> bytes:
+    k = len(value)
+    if k == 0:
+        return _empty(_FLOAT8)
+    return _HEADER.pack(1, 0, _FLOAT8, k, 1) + struct.pack(">" + "id" * k, *[x for f in value for x in (8, f)])
+
+
+def _text_array(value: Any) -> bytes:
+    if not len(value):
+        return _empty(_TEXT)
+    parts = [_HEADER.pack(1, 0, _TEXT, len(value), 1)]
+    for item in value:
+        raw = item.encode()
+        parts.append(_LENGTH.pack(len(raw)) + raw)
+    return b"".join(parts)
+
+
+def _each(values: list[Any], encode: Callable[[Any], bytes], cache: bool = True) -> list[bytes | None]:
+    """``encode`` applied to every non-null value; with ``cache``, each distinct tuple encoded once
+    (eligible models and fallback chains repeat a few lists, row after row)."""
+    seen: dict[Any, bytes] = {}
     out: list[bytes | None] = []
     for v in values:
         if v is None:
             out.append(None)
             continue
-        key = v if isinstance(v, tuple) else None
-        encoded = cache.get(key) if key is not None else None
+        key = v if cache and isinstance(v, tuple) else None
+        encoded = seen.get(key) if key is not None else None
         if encoded is None:
-            k = len(v)
-            encoded = (_HEADER.pack(1, 0, _FLOAT8, k, 1) + struct.pack(">" + "id" * k, *[x for f in v for x in (8, f)])
-                       if k else _EMPTY[:8] + struct.pack(">i", _FLOAT8))
-            if key is not None and len(cache) < 4096:
-                cache[key] = encoded
-        out.append(encoded)
-    return out
-
-
-def _text_arrays(values: list[Any]) -> list[bytes | None]:
-    cache: dict[Any, bytes] = {}
-    out: list[bytes | None] = []
-    for v in values:
-        if v is None:
-            out.append(None)
-            continue
-        key = tuple(v)
-        encoded = cache.get(key)
-        if encoded is None:
-            parts = [_HEADER.pack(1, 0, _TEXT, len(key), 1) if key else _EMPTY[:8] + struct.pack(">i", _TEXT)]
-            for s in key:
-                raw = s.encode()
-                parts.append(struct.pack(">i", len(raw)) + raw)
-            encoded = cache[key] = b"".join(parts)
+            encoded = encode(v)
+            if key is not None and len(seen) < 4096:
+                seen[key] = encoded
         out.append(encoded)
     return out
 
@@ -91,8 +94,12 @@ def _timestamps(values: list[int]) -> list[int]:
     return (np.asarray(values, dtype=np.int64) - PG_EPOCH_US).tolist()
 
 
-_ENCODERS = {"list<item: float>": _float4_arrays, "list<item: double>": _float8_arrays,
-             "list<item: string>": _text_arrays, "timestamp[us, tz=UTC]": _timestamps}
+_ENCODERS: dict[str, Callable[[list[Any]], list[Any]]] = {
+    "list<item: float>": _float4_arrays,
+    "list<item: double>": lambda values: _each(values, _float8_array),
+    "list<item: string>": lambda values: _each(values, _text_array),
+    "timestamp[us, tz=UTC]": _timestamps,
+}
 
 
 def copy_columns(table: str, columns: tuple[list[Any], ...]) -> list[list[Any]]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import re
 import secrets
 import socket
 import threading
@@ -30,11 +29,12 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from ..errors import SchemaVersionError, StoreError, StoreUnavailableError
+from ..errors import StoreError, StoreUnavailableError
 from ..types import Decision, RoutingRecord
 from .base import LogBackend
 from .buffer import _Buffer, _put_decision, _put_feedback, _put_result
 from .group_commit import GroupCommit
+from .pg_connect import connect, describe, redact
 from .pg_copy import copy_columns
 from .pg_read import Changes, heads, read_changes, read_tables
 from .pg_schema import (
@@ -43,45 +43,10 @@ from .pg_schema import (
 )
 from .schema import SCHEMA_VERSION, TABLES
 
-__all__ = ["PostgresLogStore", "connect", "read_url", "redact"]
+__all__ = ["PostgresLogStore"]
 
 log = logging.getLogger("adaptroute.store")
 _T = TypeVar("_T")
-
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
-
-
-def redact(url: str) -> str:
-    """The URL without its password: what messages and reprs show."""
-    return _PASSWORD.sub(r"\1***@", url)
-
-
-def connect(url: str, timeout_s: float = 5.0) -> Any:
-    """A psycopg connection, or a StoreError that says what to install or what failed (never the password)."""
-    try:
-        import psycopg
-    except ImportError:
-        raise StoreError("a postgresql:// store needs psycopg 3: pip install 'adaptroute[postgres]'") from None
-    try:
-        return psycopg.connect(url, connect_timeout=max(1, round(timeout_s)), application_name="adaptroute",
-                               autocommit=True)  # transactions are explicit: con.transaction()
-    except psycopg.Error as exc:
-        said = redact(str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StoreUnavailableError(f"cannot connect to the PostgreSQL log {redact(url)}: {said}") from None
-
-
-def read_url(url: str) -> dict[str, pa.Table]:
-    """Every table of the PostgreSQL log at ``url`` (read_log's source), after the schema check."""
-    con = connect(url)
-    try:
-        meta = read_meta(con, redact(url))
-        if meta is None:
-            raise SchemaVersionError(f"{redact(url)} holds no adaptroute log (no meta table)")
-        check_versions(meta, redact(url))
-        return read_tables(con)[0]
-    finally:
-        con.close()
-
 
 class PostgresLogStore(LogBackend):
     """Append-only log of decisions, attempts, outcomes and feedback in PostgreSQL (see store.pg_schema)."""
@@ -112,6 +77,7 @@ class PostgresLogStore(LogBackend):
         self.replica = replica or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.overflow: dict[str, int] = dict.fromkeys(TABLES, 0)  # rows not buffered: past the bound
         self.last_error: str | None = None  # why the last write failed, while it keeps failing
+        self.write_error: BaseException | None = None  # that error itself (as LogStore.write_error)
         self._con: Any = connect(url, connect_timeout_s)
         self._reader: Any = None
         self._read_lock = threading.RLock()
@@ -245,7 +211,7 @@ class PostgresLogStore(LogBackend):
                 self._retry = None
                 self._batch = batch
                 self._overflowing = False
-                self.last_error = None
+                self.last_error = self.write_error = None
             return ticket
 
     def _write(self, taken: _Buffer, rows: int, batch: int) -> None:
@@ -269,13 +235,14 @@ class PostgresLogStore(LogBackend):
                 con.execute(INSERT_BATCH, [self.replica, batch, rows])
         except psycopg.errors.UniqueViolation:
             return  # committed before
-        except psycopg.OperationalError as exc:
-            self._drop_connection()
-            self.last_error = redact(str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise StoreUnavailableError(f"writing the PostgreSQL log {self.path} failed: {self.last_error}") from None
-        except psycopg.Error as exc:
-            self.last_error = redact(str(exc)).strip()
-            raise StoreError(f"writing the PostgreSQL log {self.path} failed: {self.last_error}") from None
+        except (psycopg.Error, StoreUnavailableError) as exc:
+            unreachable = isinstance(exc, (psycopg.OperationalError, StoreUnavailableError))
+            if unreachable:
+                self._drop_connection()
+            self.last_error = describe(exc)
+            kind = StoreUnavailableError if unreachable else StoreError
+            self.write_error = kind(f"writing the PostgreSQL log {self.path} failed: {self.last_error}")
+            raise self.write_error from None
 
     def _connection(self) -> Any:
         if self._con is None or self._con.closed or self._con.broken:
@@ -378,7 +345,7 @@ class PostgresLogStore(LogBackend):
                     self._reader.close()
                     self._reader = None
                     if fresh or attempt:
-                        said = redact(str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                        said = describe(exc)
                         raise StoreUnavailableError(f"reading the PostgreSQL log {self.path} failed: {said}") from None
         raise AssertionError("unreachable")
 

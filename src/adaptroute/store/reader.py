@@ -75,7 +75,7 @@ def read_log(source: LogBackend | str | os.PathLike[str]) -> LoggedBatch:
 
 def _read(source: str) -> LoggedBatch:
     if is_postgres_url(source):
-        from .postgres import read_url, redact  # psycopg imported only for a PostgreSQL log
+        from .pg_connect import read_url, redact  # psycopg imported only for a PostgreSQL log
 
         return assemble_tables(read_url(source), redact(source))
     files = _log_files(source)
