@@ -4,10 +4,13 @@ and revise(), in the order their outcomes were logged.
 
 Why this is exact: the policies are Bayesian linear models whose state is sums of per-observation
 terms (X'X, X'y, y'y, counts). Adding another replica's observations gives the state one process would
-hold after seeing all of them, whatever the interleaving. With discounting (discount < 1) order
-matters: each replica learns its own outcomes at once and the others' at the next sync, in timestamp
-order, so an observation's weight can differ from the single-process order by the updates made
-within one sync interval (a factor discount**k for the k updates of that model in between).
+hold after seeing all of them, whatever the interleaving. With discounting (discount < 1: one
+forgetting clock that ticks once per observation) order matters: each replica learns its own outcomes
+at once and the others' at the next sync, in the order they were logged, so an observation's weight
+(discount to the power of the observations learned after it) can differ from a single process's by
+a factor discount**k, k being the observations learned in between: at most the fleet's outcomes of
+one sync interval. A retrain realigns the replicas: each refits the same rows in the same order.
+Change detection (detect_changes) likewise sees every replica's outcomes, in this replica's order.
 
 What is merged, per other replica's row: each attempt whose quality or failure is known (as
 Learner.conclude learns it: a failure at the larger of its logged cost and the cost this replica
