@@ -138,7 +138,7 @@ def test_kill_9_of_a_durable_replica_loses_nothing_it_acknowledged(pg_url: str, 
     thread.start()
     try:
         deadline = time.monotonic() + 60
-        while (not acks.exists() or len(acks.read_text().splitlines()) < 300) and time.monotonic() < deadline:
+        while (not acks.exists() or len(acks.read_text().splitlines()) < 150) and time.monotonic() < deadline:
             assert worker.poll() is None, "the replica process died on its own"
             time.sleep(0.1)
         os.kill(worker.pid, signal.SIGKILL)  # under load: its threads are mid-request
@@ -150,7 +150,7 @@ def test_kill_9_of_a_durable_replica_loses_nothing_it_acknowledged(pg_url: str, 
         stop.set()
         thread.join()
     acknowledged = [line for line in acks.read_text().split("\n")[:-1] if len(line) == 32]  # whole lines only
-    assert len(acknowledged) >= 300
+    assert len(acknowledged) >= 150
     with psycopg.connect(pg_url) as con:
         logged = {r[0] for r in con.execute("SELECT decision_id FROM outcomes").fetchall()}
         dead_attempts = con.execute(

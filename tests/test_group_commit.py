@@ -1,0 +1,105 @@
+"""Group commit: a durable append returns only once a commit covered it, concurrent appends share
+commits, a failed commit is raised to a waiter and its rows are committed by the next one."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from test_log_writer import decision, record
+
+from adaptroute import LogStore, StoreError
+from adaptroute.store.group_commit import GroupCommit
+
+
+class FakeLog:
+    """Tickets appended under a lock; a commit takes all of them (slowly, as an fsync would)."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.lock = threading.Lock()
+        self.appended = 0
+        self.committed: list[int] = []
+        self.fail_first = fail_first
+
+    def append(self) -> int:
+        with self.lock:
+            self.appended += 1
+            return self.appended
+
+    def flush(self) -> int:
+        with self.lock:
+            through = self.appended
+        time.sleep(0.005)
+        if self.fail_first:
+            self.fail_first -= 1
+            raise StoreError("disk said no")
+        self.committed.append(through)
+        return through
+
+
+def test_every_waiter_returns_after_a_commit_that_covers_it() -> None:
+    log = FakeLog()
+    group = GroupCommit(log.flush)
+    returned: list[tuple[int, int]] = []  # (ticket, committed when it returned)
+
+    def worker() -> None:
+        for _ in range(20):
+            ticket = log.append()
+            assert group.wait(ticket)
+            returned.append((ticket, group.committed))
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(returned) == 320 and all(committed >= ticket for ticket, committed in returned)
+    assert len(log.committed) < 320 / 4  # commits were shared
+    assert log.committed == sorted(log.committed)
+
+
+def test_a_failed_commit_is_raised_and_the_next_one_covers_the_rows() -> None:
+    log = FakeLog(fail_first=1)
+    group = GroupCommit(log.flush)
+    ticket = log.append()
+    with pytest.raises(StoreError, match="disk said no"):
+        group.wait(ticket)
+    assert group.committed == 0
+    assert group.wait(ticket) and group.committed >= ticket
+
+
+def test_a_waiter_gives_up_after_its_timeout() -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def slow_flush() -> int:
+        started.set()
+        release.wait(5)
+        return 2
+
+    group = GroupCommit(slow_flush)
+    leader = threading.Thread(target=group.wait, args=(1,))
+    leader.start()
+    started.wait(5)
+    assert group.wait(2, timeout_s=0.05) is False  # the leader's commit is still under way
+    release.set()
+    leader.join()
+    assert group.committed == 2
+
+
+def test_durable_duckdb_appends_from_many_threads_share_commits(tmp_path: Path) -> None:
+    path = tmp_path / "durable.duckdb"
+    with LogStore(path, durable=True) as store:
+        def worker(start: int) -> None:
+            for i in range(start, start + 10):
+                store.add_decision(decision(i))
+                store.add_result(record(i))
+
+        threads = [threading.Thread(target=worker, args=(10 * k,)) for k in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert store.counts()["decisions"] == 160 and store.counts()["outcomes"] == 160
+        assert store._group.commits < 320  # shared
