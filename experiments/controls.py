@@ -94,8 +94,8 @@ def run_job(job: tuple) -> tuple:  # type: ignore[type-arg]
     kind, name, variant, seed = job
     data = load(name)
     if kind == "bar":
-        gain, width = variant
-        control = constraints.BarControl(constraints.QualityBar(task_bars(data)), gain=gain, width=width)
+        gain, width, cap_z = variant
+        control = constraints.BarControl(constraints.QualityBar(task_bars(data)), gain=gain, width=width, cap_z=cap_z)
         r = simulate(data, "thompson", seed=seed, controls=Controls(bar=control))
         return job, {t: (e["mean_quality"], e["mean_cost_usd"]) for t, e in r.per_task.items()}
     if kind == "budget":
@@ -119,10 +119,13 @@ def run_job(job: tuple) -> tuple:  # type: ignore[type-arg]
     return job, (r.mean_quality, r.mean_cost_usd / c_max, r.model_shares[priciest])
 
 
+_G, _W, _Z = constraints.BAR_GAIN, constraints.BAR_WIDTH, constraints.BAR_CAP_Z
 BAR_VARIANTS = {
-    (constraints.BAR_GAIN, constraints.BAR_WIDTH): "adopted: full-posterior draws, task shift",
-    (constraints.BAR_GAIN, None): "Thompson's narrowed width",
-    (0.0, constraints.BAR_WIDTH): "no task shift (gain 0)",
+    (_G, _W, _Z): "adopted: full-posterior draws, task shift, candidates up to the cheapest plausible passer",
+    (_G, None, _Z): "draws at Thompson's narrowed width",
+    (0.0, _W, _Z): "no task shift (gain 0)",
+    (_G, _W, 0.0): "candidates up to the cheapest expected passer (z = 0)",
+    (_G, _W, None): "every model a candidate",
 }
 PACE_VARIANTS = (pacing.PACE_STEP, 0.1, 1.0)
 DEFAULT_VARIANTS = ("default", "share 0.3", "share 0.0", "bar 0.9*best")

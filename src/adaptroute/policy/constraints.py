@@ -48,6 +48,9 @@ BAR_MAX_SHIFT = 0.1
 # never finds it plausible again (on RouterBench, the one cheap model that passes arc-challenge was
 # dropped after two unlucky tries).
 BAR_WIDTH: float | None = 1.0
+# Candidates stop at the cheapest model that plausibly passes (posterior mean + CAP_Z sd >= the bar):
+# a pricier model cannot make the task cheaper, and exploring it costs most when prices span 100x.
+BAR_CAP_Z = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +159,7 @@ def expense_weights(base: RewardWeights) -> tuple[float, float]:
 
 
 def plausible_cheapest(
-    quality: np.ndarray, sd: np.ndarray, expense: np.ndarray, bar: float, width: float = 1.0
+    quality: np.ndarray, sd: np.ndarray, expense: np.ndarray, bar: float, width: float = 1.0, cap_z: float | None = BAR_CAP_Z
 ) -> tuple[np.ndarray, float]:
     """Selection probabilities of "the cheapest model whose quality draw clears ``bar``, else the
     highest draw", for independent draws N(quality_k, (width * sd_k)^2) clipped to [0, 1], and the
@@ -166,9 +169,8 @@ def plausible_cheapest(
     clear = _normal_cdf((quality - bar) / s)
     clear = np.where(bar > 1.0, 0.0, np.where(bar <= 0.0, 1.0, clear))
     order = np.argsort(expense, kind="stable")
-    # Models pricier than the cheapest one expected to pass are not candidates: exploring them cannot
-    # make the task cheaper, and on a bar with a price spread of 100x it is most of the cost.
-    passing = order[quality[order] >= bar]
+    # Models pricier than the cheapest one that plausibly passes are not candidates (see BAR_CAP_Z).
+    passing = order[quality[order] + (cap_z or 0.0) * s[order] >= bar] if cap_z is not None else order[:0]
     if passing.size:
         order = order[expense[order] <= expense[passing[0]]]
     p = np.zeros(k)
@@ -188,8 +190,11 @@ class BarControl:
     """Per-task bar state for a QualityBar: the surplus that shifts each task's effective bar."""
 
     def __init__(
-        self, bar: QualityBar, *, gain: float = BAR_GAIN, max_shift: float = BAR_MAX_SHIFT, width: float | None = BAR_WIDTH
+        self, bar: QualityBar, *, gain: float = BAR_GAIN, max_shift: float = BAR_MAX_SHIFT, width: float | None = BAR_WIDTH,
+        cap_z: float | None = BAR_CAP_Z,
     ) -> None:
+        """``gain``/``max_shift``: the task shift; ``width``: the quality draws' posterior width (None:
+        the policy's own); ``cap_z``: where candidates stop (None: every model is a candidate)."""
         if not gain >= 0 or not max_shift >= 0:
             raise ConfigError(f"bar gain and max_shift must be >= 0, got {gain}, {max_shift}")
         if width is not None and not width > 0:
@@ -197,6 +202,7 @@ class BarControl:
         self.bar = bar
         self.gain, self.max_shift = float(gain), float(max_shift)
         self.width = width
+        self.cap_z = cap_z
         self._surplus: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -219,7 +225,7 @@ class BarControl:
         best = float(np.max(quality)) if quality.shape[0] else 0.0
         bar = value * best if self.bar.relative else value
         shift = self.shift(task)
-        p, none_clear = plausible_cheapest(quality, sd, expense, bar - shift, width)
+        p, none_clear = plausible_cheapest(quality, sd, expense, bar - shift, width, self.cap_z)
         return p, BarDecision(bar=float(bar), effective_bar=float(bar - shift), unreachable=best < bar,
                               none_clear=float(none_clear))
 
