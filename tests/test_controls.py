@@ -272,3 +272,29 @@ def test_simulate_per_task_json_with_a_bar(tmp_path, capsys) -> None:  # noqa: A
     plain = json.loads(capsys.readouterr().out)
     assert "bar" not in plain["per_task"]["task0"] and plain["weights"]["cost"] > 0  # the default weights
     assert main(["simulate", str(path), "--bar", "x=", "--json"]) == 2
+
+
+# -- the log ----------------------------------------------------------------------------------------
+def test_controls_are_logged_with_each_decision(tmp_path) -> None:  # noqa: ANN001
+    from adaptroute import read_log
+
+    path = tmp_path / "routes.duckdb"
+    clock = FakeClock(0.0)
+    with Router(SPECS, quality_bar={"triage": 0.8}, budget=Budget(usd=5.0, per="day", tenant="acme"), store=str(path),
+                scorer=PassRates({"cheap": 0.5, "mid": 0.9, "pricey": 0.95}), clock=clock) as router:
+        run(router, 3, tenant="acme", metadata={"case": "refund"})
+        run(router, 2, task="free")
+    batch = read_log(path)
+    c = batch.controls
+    assert c is not None
+    bars = c.bar[batch.tasks == "triage"]
+    assert (bars == 0.8).all() and np.isnan(c.bar[batch.tasks == "free"]).all()
+    assert list(c.tenant) == ["acme"] * 3 + [None] * 2
+    assert list(c.lane) == ["online"] * 5
+    assert np.isfinite(c.budget_remaining_usd[:3]).all() and np.isnan(c.budget_remaining_usd[3:]).all()
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    meta = con.execute("SELECT metadata FROM decisions WHERE tenant = 'acme' LIMIT 1").fetchone()[0]
+    con.close()
+    assert json.loads(meta) == {"case": "refund"}

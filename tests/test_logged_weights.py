@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import duckdb
 import numpy as np
@@ -15,7 +16,7 @@ from adaptroute.cli import main
 from adaptroute.config import RewardWeights as Weights
 from adaptroute.reward import logged_weights
 from adaptroute.store import SCHEMA_VERSION, migrate_log
-from adaptroute.store.schema import WEIGHT_COLUMNS
+from adaptroute.store.schema import MIGRATIONS, WEIGHT_COLUMNS
 from adaptroute.types import WEIGHT_NAMES
 
 MODELS = ["gpt-4o-mini", "gpt-4o"]
@@ -69,8 +70,10 @@ def _make_version_1_log(path) -> None:
     with Router(MODELS, store=str(path), seed=2) as router:
         _route(router, 5)
     con = duckdb.connect(str(path))
-    for column in WEIGHT_COLUMNS:
-        con.execute(f"ALTER TABLE decisions DROP COLUMN {column}")
+    for steps in MIGRATIONS.values():  # every column added since version 1 (the weights, and later ones)
+        for statement in steps:
+            table, column = re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", statement).groups()  # type: ignore[union-attr]
+            con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     con.close()
 

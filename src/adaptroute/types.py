@@ -11,9 +11,11 @@ import numpy as np
 from .errors import InvalidQualityError
 
 __all__ = [
+    "CONTROL_NAMES",
     "TARGETS",
     "WEIGHT_NAMES",
     "Attempt",
+    "ControlColumns",
     "Decision",
     "LoggedBatch",
     "ModelScore",
@@ -76,6 +78,10 @@ class Attempt:
     # False for errors that are not the model's fault (context window too small): no penalty.
     counts_against_model: bool = True
     first_token_s: float | None = None
+    cached_tokens: int = 0  # prompt tokens the provider billed at its cached rate
+    input_cost_usd: float = 0.0  # what the prompt tokens would have cost without the cache
+    cache_saved_usd: float = 0.0  # list price minus cached price, for the cached tokens
+    batch_saved_usd: float = 0.0  # list price minus the batch lane's discounted price
 
     @property
     def ok(self) -> bool:
@@ -99,6 +105,8 @@ class Decision:
     prompt_hash: str
     prompt_text: str | None = None
     weights: tuple[float, ...] | None = None  # the reward weights it was made under, in WEIGHT_NAMES order
+    # what operator controls did (store.schema.CONTROL_COLUMNS): in CONTROL_NAMES order, None: nothing
+    controls: tuple[object, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +165,30 @@ class Observations:
         return int(self.row.shape[0])
 
 
+# Decision.controls, in order (the log's decisions columns of the same names)
+CONTROL_NAMES: tuple[str, ...] = (
+    "bar", "bar_effective", "bar_unreachable", "budget_shaped", "budget_remaining_usd", "budget_allowance_usd",
+    "tenant", "metadata", "lane",
+)
+
+
+@dataclass(frozen=True)
+class ControlColumns:
+    """Per decision of a log: what operator controls did (NaN / None where nothing applied) and saved."""
+
+    bar: np.ndarray  # float, the bar the decision had to meet; NaN: no bar
+    bar_unreachable: np.ndarray  # bool
+    budget_shaped: np.ndarray  # bool
+    budget_remaining_usd: np.ndarray  # float, NaN: no budget
+    budget_allowance_usd: np.ndarray  # float, what the pace allowed spent by then; NaN: no budget
+    tenant: np.ndarray  # object (str or None)
+    lane: np.ndarray  # object ("online", "batch")
+    cached_tokens: np.ndarray  # int, over the decision's attempts
+    input_cost_usd: np.ndarray  # float, uncached prompt cost over its attempts
+    cache_saved_usd: np.ndarray  # float
+    batch_saved_usd: np.ndarray  # float
+
+
 @dataclass(frozen=True)
 class LoggedBatch:
     """Decisions read back from a log (or built from a dataset), aligned arrays, one row per decision.
@@ -187,6 +219,8 @@ class LoggedBatch:
     # (n, len(WEIGHT_NAMES)) reward weights each decision was made under; NaN where not logged (logs
     # written before schema version 2, datasets). None: not known for any row.
     weights: np.ndarray | None = None
+    # what operator controls did and saved, per decision (schema version 3); None: not known for any row
+    controls: ControlColumns | None = None
 
     def __len__(self) -> int:
         return int(self.chosen.shape[0])

@@ -47,6 +47,16 @@ class ControlNote:
     budget_shaped: bool = False  # a budget was ahead of its pace or its cap removed a model
     excluded_by_budget: tuple[str, ...] = field(default_factory=tuple)
 
+    def row(self, lane: str = "online") -> tuple[object, ...]:
+        """The decision's control columns (types.CONTROL_NAMES order); the tightest budget's state."""
+        tight = min(self.budgets, key=lambda b: b["remaining_usd"]) if self.budgets else None
+        return (
+            self.bar, self.effective_bar, self.bar_unreachable if self.bar is not None else None,
+            self.budget_shaped if self.budgets else None,
+            tight["remaining_usd"] if tight else None, tight["allowance_usd"] if tight else None,
+            self.tenant, json.dumps(dict(self.metadata), sort_keys=True) if self.metadata else None, lane,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "weights": self.weights.model_dump(),

@@ -184,7 +184,10 @@ class Router:
             self._learner.set_weights(default_weights(priciest))
 
     # -- the decision -----------------------------------------------------------------------------
-    def _decide(self, messages: Any, task: str | None, kwargs: dict[str, Any], overrides: dict[str, Any] | None = None) -> _Request:
+    def _decide(
+        self, messages: Any, task: str | None, kwargs: dict[str, Any], overrides: dict[str, Any] | None = None,
+        lane: str = "online",
+    ) -> _Request:
         if "model" in kwargs:
             raise ConfigError("pass models to Router(models=...), or an allow-list as models=[...], not model= to a call")
         checked = validate_messages(messages)
@@ -215,6 +218,7 @@ class Router:
             prompt_hash=self._prompt_hash(text),
             prompt_text=text if self.settings.store_prompts else None,
             weights=(w.quality, w.cost, w.latency, w.failure),
+            controls=note.row(lane) if note is not None else None,
         )
         self._store.add_decision(decision)  # before the call: (x, chosen, propensity) survive a failure
         if note is not None:

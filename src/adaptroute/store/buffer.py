@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..types import Decision, RoutingRecord
+from ..types import CONTROL_NAMES, Decision, RoutingRecord
 from .schema import ARROW_SCHEMAS, TABLES
 
 __all__: list[str] = []  # internal to adaptroute.store
@@ -78,7 +78,7 @@ class _Buffer:
 
 def _put_decision(buf: _Buffer, d: Decision) -> None:
     (decision_id, ts, task, prompt_hash, prompt_text, features, eligible, probabilities, chosen, propensity,
-     policy_name, policy_version, w_quality, w_cost, w_latency, w_failure) = buf.decisions.append
+     policy_name, policy_version, w_quality, w_cost, w_latency, w_failure, *controls) = buf.decisions.append
     decision_id(d.id)
     ts(int(d.ts * 1e6))
     task(d.task)
@@ -96,16 +96,20 @@ def _put_decision(buf: _Buffer, d: Decision) -> None:
     w_cost(w[1])
     w_latency(w[2])
     w_failure(w[3])
+    for put, value in zip(controls, d.controls or _NO_CONTROLS, strict=True):
+        put(value)
 
 
 _NO_WEIGHTS = (None, None, None, None)
+_NO_CONTROLS = (None,) * len(CONTROL_NAMES)
 
 
 def _put_result(buf: _Buffer, item: tuple[RoutingRecord, float]) -> None:
     r, ts = item
     did, tries, answered = r.decision_id, r.attempts, r.returned_seq
     (decision_id, seq, model, role, latency_s, first_token_s, cost_usd, tokens_in, tokens_out, quality, error_class,
-     error_message, counts_against_model, returned) = buf.attempts.append
+     error_message, counts_against_model, returned, cached_tokens, input_cost_usd, cache_saved_usd,
+     batch_saved_usd) = buf.attempts.append
     i = sum_in = sum_out = retries = 0
     for a in tries:  # the attempts first: the outcome row below counts them
         decision_id(did)
@@ -122,6 +126,10 @@ def _put_result(buf: _Buffer, item: tuple[RoutingRecord, float]) -> None:
         error_message(a.error_message)
         counts_against_model(a.counts_against_model)
         returned(i == answered)
+        cached_tokens(a.cached_tokens)
+        input_cost_usd(a.input_cost_usd)
+        cache_saved_usd(a.cache_saved_usd)
+        batch_saved_usd(a.batch_saved_usd)
         sum_in += n_in
         sum_out += n_out
         retries += a.role == "retry"

@@ -21,22 +21,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import AdaptRouteError, LogIntegrityError, SchemaVersionError, StoreError
-from ..types import LoggedBatch, Observations
+from ..types import ControlColumns, LoggedBatch, Observations
 from .base import LogBackend, is_postgres_url
 from .migrate import log_version
-from .schema import ARROW_SCHEMAS, SCHEMA_VERSION, TABLES, WEIGHT_COLUMNS, fetch_arrow
+from .schema import ARROW_SCHEMAS, CONTROL_COLUMNS, SAVING_COLUMNS, SCHEMA_VERSION, TABLES, WEIGHT_COLUMNS, fetch_arrow
 from .validate import SOURCE, check_schema, check_values, merge_duplicates
 from .writer import LogStore, _connect
 
 __all__ = ["read_log"]
 
 _LATEST_FEEDBACK = "fb AS (SELECT decision_id, arg_max(quality, ts) AS quality FROM feedback GROUP BY decision_id)"
-_FALLBACKS = "fa AS (SELECT decision_id, bool_or(role = 'fallback') AS fell_back FROM attempts GROUP BY decision_id)"
+_FALLBACKS = ("fa AS (SELECT decision_id, bool_or(role = 'fallback') AS fell_back, "
+              + ", ".join(f"sum({c}) AS {c}" for c, _, _ in SAVING_COLUMNS) + " FROM attempts GROUP BY decision_id)")
 
 DECISION_ROWS = f"""
 WITH {_LATEST_FEEDBACK}, {_FALLBACKS}
 SELECT d.decision_id, epoch_us(d.ts) AS ts_us, d.task, d.features, d.eligible, d.probabilities,
-       d.chosen, d.propensity, d.policy_version, {", ".join(f"d.{c}" for c in WEIGHT_COLUMNS)}, o.executed_model,
+       d.chosen, d.propensity, d.policy_version, {", ".join(f"d.{c}" for c in WEIGHT_COLUMNS)},
+       {", ".join(f"d.{c}" for c, _, _ in CONTROL_COLUMNS)}, {", ".join(f"fa.{c}" for c, _, _ in SAVING_COLUMNS)},
+       o.executed_model,
        coalesce(fb.quality, o.quality) AS quality, o.cost_usd, o.latency_s,
        (o.decision_id IS NOT NULL AND o.executed_model IS NULL) AS failed,
        coalesce(o.escalated, false) AS escalated, coalesce(o.retries, 0) > 0 AS retried,
@@ -348,4 +351,12 @@ def _assemble(dec: pa.Table, att: pa.Table) -> LoggedBatch:
         policy_versions=dec.column("policy_version").fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64),
         observations=observations,
         weights=np.column_stack([floats(c) for c in WEIGHT_COLUMNS]) if n else np.zeros((0, len(WEIGHT_COLUMNS))),
+        controls=ControlColumns(
+            bar=floats("bar"), bar_unreachable=flags(dec, "bar_unreachable"), budget_shaped=flags(dec, "budget_shaped"),
+            budget_remaining_usd=floats("budget_remaining_usd"), budget_allowance_usd=floats("budget_allowance_usd"),
+            tenant=_strings(dec.column("tenant")), lane=_strings(dec.column("lane")),
+            cached_tokens=np.nan_to_num(floats("cached_tokens")).astype(np.int64),
+            input_cost_usd=np.nan_to_num(floats("input_cost_usd")), cache_saved_usd=np.nan_to_num(floats("cache_saved_usd")),
+            batch_saved_usd=np.nan_to_num(floats("batch_saved_usd")),
+        ),
     )

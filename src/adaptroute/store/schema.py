@@ -16,7 +16,10 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["ARROW_SCHEMAS", "CREATE_TABLES", "MIGRATIONS", "SCHEMA_VERSION", "TABLES", "WEIGHT_COLUMNS", "fetch_arrow"]
+__all__ = [
+    "ARROW_SCHEMAS", "CONTROL_COLUMNS", "CREATE_TABLES", "MIGRATIONS", "SAVING_COLUMNS", "SCHEMA_VERSION", "TABLES",
+    "WEIGHT_COLUMNS", "fetch_arrow",
+]
 
 
 def fetch_arrow(con: Any, sql: str, params: list[Any] | None = None) -> pa.Table:
@@ -29,11 +32,35 @@ def fetch_arrow(con: Any, sql: str, params: list[Any] | None = None) -> pa.Table
     raise AttributeError("this DuckDB version offers no Arrow export")
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # The reward weights each decision was made under (types.WEIGHT_NAMES order), one DOUBLE column each:
 # plain columns read back as arrays, and a log file stays queryable by hand.
 WEIGHT_COLUMNS: tuple[str, ...] = ("weight_quality", "weight_cost", "weight_latency", "weight_failure")
+
+# What operator controls did to each decision (router.controls.ControlNote; NULL where nothing applied):
+# the bar it had to meet and the shifted bar its draws cleared, whether no model was expected to meet it,
+# whether a budget shaped it and what that budget had left, the tenant, the caller's metadata (JSON
+# text), and the lane ("online" or "batch").
+CONTROL_COLUMNS: tuple[tuple[str, str, pa.DataType], ...] = (
+    ("bar", "DOUBLE", pa.float64()),
+    ("bar_effective", "DOUBLE", pa.float64()),
+    ("bar_unreachable", "BOOLEAN", pa.bool_()),
+    ("budget_shaped", "BOOLEAN", pa.bool_()),
+    ("budget_remaining_usd", "DOUBLE", pa.float64()),
+    ("budget_allowance_usd", "DOUBLE", pa.float64()),
+    ("tenant", "VARCHAR", pa.string()),
+    ("metadata", "VARCHAR", pa.string()),
+    ("lane", "VARCHAR", pa.string()),
+)
+# Per attempt: prompt tokens billed at the cached rate, what the prompt would have cost uncached, and
+# what the cache and the batch discount saved against list prices.
+SAVING_COLUMNS: tuple[tuple[str, str, pa.DataType], ...] = (
+    ("cached_tokens", "INTEGER", pa.int32()),
+    ("input_cost_usd", "DOUBLE", pa.float64()),
+    ("cache_saved_usd", "DOUBLE", pa.float64()),
+    ("batch_saved_usd", "DOUBLE", pa.float64()),
+)
 
 TABLES = ("decisions", "attempts", "outcomes", "feedback")
 
@@ -55,6 +82,7 @@ ARROW_SCHEMAS: dict[str, pa.Schema] = {
             ("policy_name", pa.string()),
             ("policy_version", pa.int32()),
             *((column, pa.float64()) for column in WEIGHT_COLUMNS),
+            *((column, kind) for column, _, kind in CONTROL_COLUMNS),
         ]
     ),
     "attempts": pa.schema(
@@ -73,6 +101,7 @@ ARROW_SCHEMAS: dict[str, pa.Schema] = {
             ("error_message", pa.string()),
             ("counts_against_model", pa.bool_()),
             ("returned", pa.bool_()),
+            *((column, kind) for column, _, kind in SAVING_COLUMNS),
         ]
     ),
     "outcomes": pa.schema(
@@ -109,11 +138,12 @@ CREATE_TABLES: tuple[str, ...] = (
         decision_id VARCHAR, ts TIMESTAMPTZ, task VARCHAR, prompt_hash VARCHAR, prompt_text VARCHAR,
         features FLOAT[], eligible VARCHAR[], probabilities DOUBLE[], chosen VARCHAR, propensity DOUBLE,
         policy_name VARCHAR, policy_version INTEGER, weight_quality DOUBLE, weight_cost DOUBLE,
-        weight_latency DOUBLE, weight_failure DOUBLE)""",
+        weight_latency DOUBLE, weight_failure DOUBLE, """ + ", ".join(f"{c} {t}" for c, t, _ in CONTROL_COLUMNS) + ")",
     """CREATE TABLE IF NOT EXISTS attempts (
         decision_id VARCHAR, seq SMALLINT, model VARCHAR, role VARCHAR, latency_s DOUBLE,
         first_token_s DOUBLE, cost_usd DOUBLE, tokens_in INTEGER, tokens_out INTEGER, quality DOUBLE,
-        error_class VARCHAR, error_message VARCHAR, counts_against_model BOOLEAN, returned BOOLEAN)""",
+        error_class VARCHAR, error_message VARCHAR, counts_against_model BOOLEAN, returned BOOLEAN, """
+    + ", ".join(f"{c} {t}" for c, t, _ in SAVING_COLUMNS) + ")",
     """CREATE TABLE IF NOT EXISTS outcomes (
         decision_id VARCHAR, ts TIMESTAMPTZ, executed_model VARCHAR, quality DOUBLE, cost_usd DOUBLE,
         latency_s DOUBLE, first_token_s DOUBLE, tokens_in INTEGER, tokens_out INTEGER, error_class VARCHAR,
@@ -126,6 +156,8 @@ CREATE_TABLES: tuple[str, ...] = (
 # one transaction with the version bump). Columns are only ever added, at the end of their table.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: tuple(f"ALTER TABLE decisions ADD COLUMN {column} DOUBLE" for column in WEIGHT_COLUMNS),
+    2: tuple(f"ALTER TABLE decisions ADD COLUMN {c} {t}" for c, t, _ in CONTROL_COLUMNS)
+    + tuple(f"ALTER TABLE attempts ADD COLUMN {c} {t}" for c, t, _ in SAVING_COLUMNS),
 }
 
 COUNT_ROWS: dict[str, str] = {table: f"SELECT count(*) FROM {table}" for table in TABLES}

@@ -100,6 +100,11 @@ _RULES: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("features", "holds a NaN, infinite or NULL value",
          "list_bool_or(list_transform(features, lambda v: v IS NULL OR NOT isfinite(v)))"),
         *((c, "is not a finite weight >= 0", _finite(c, 0.0)) for c in WEIGHT_COLUMNS),
+        ("bar", "is not a quality bar in [0, 1]", _finite("bar", 0.0, 1.0)),
+        ("bar_effective", "is not a finite number", _finite("bar_effective")),
+        ("budget_remaining_usd", "is not a finite amount", _finite("budget_remaining_usd")),
+        ("budget_allowance_usd", "is not a finite amount >= 0", _finite("budget_allowance_usd", 0.0)),
+        ("lane", "is not 'online' or 'batch'", "lane IS NOT NULL AND lane NOT IN ('online', 'batch')"),
     ),
     "attempts": (
         ("decision_id", "is empty", "decision_id IS NULL OR decision_id = ''"),
@@ -111,6 +116,8 @@ _RULES: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("first_token_s", "is not a finite latency >= 0", _finite("first_token_s", 0.0)),
         ("tokens_in", "is negative", "tokens_in < 0"),
         ("tokens_out", "is negative", "tokens_out < 0"),
+        ("cached_tokens", "is negative or above tokens_in", "cached_tokens < 0 OR cached_tokens > tokens_in"),
+        *((c, "is not a finite amount >= 0", _finite(c, 0.0)) for c in ("input_cost_usd", "cache_saved_usd", "batch_saved_usd")),
     ),
     "outcomes": (
         ("decision_id", "is empty", "decision_id IS NULL OR decision_id = ''"),
