@@ -42,6 +42,8 @@ _OWN_FIELDS = frozenset(
         "expected_quality",
         "expected_latency_s",
         "secret_params",
+        "cache_read_cost_per_token",
+        "batch_discount",
     }
 )
 # Some parameter names whose values are secrets. Not a closed list: adaptroute.secrecy finds credentials
@@ -117,15 +119,17 @@ class ModelSpec(_Validated):
     expected_quality: float | None = None
     expected_latency_s: float | None = None
     secret_params: tuple[str, ...] = ()  # more parameter names whose values are credentials
+    cache_read_cost_per_token: float | None = None  # cached prompt tokens (default: litellm's table)
+    batch_discount: float | None = None  # batch lane price / list price (default: litellm's table, else 0.5)
 
-    @field_validator("input_cost_per_token", "output_cost_per_token", "expected_latency_s")
+    @field_validator("input_cost_per_token", "output_cost_per_token", "expected_latency_s", "cache_read_cost_per_token")
     @classmethod
     def _non_negative(cls, value: float | None) -> float | None:
         if value is not None and (not math.isfinite(value) or value < 0):
             raise ValueError(f"must be a finite number >= 0, got {value!r}")
         return value
 
-    @field_validator("expected_quality")
+    @field_validator("expected_quality", "batch_discount")
     @classmethod
     def _quality_range(cls, value: float | None) -> float | None:
         if value is not None and (not math.isfinite(value) or not 0 <= value <= 1):

@@ -33,7 +33,7 @@ TARGETS: tuple[str, ...] = ("quality", "cost_usd", "latency_s", "failure")
 # was optimising, so replay and tune can default to it and compare other settings against it.
 WEIGHT_NAMES: tuple[str, ...] = ("quality", "cost", "latency", "failure")
 
-AttemptRole = Literal["primary", "retry", "fallback", "escalation"]
+AttemptRole = Literal["primary", "retry", "fallback", "escalation", "batch"]  # batch: the batch lane (router.batch)
 
 
 def check_quality(value: object, *, source: str) -> float:

@@ -26,7 +26,7 @@ from ..policy import Policy, Prediction
 from ..policy.constraints import BarControl, QualityBar, predict_under_bar
 from ..policy.pacing import Budget, Pacer
 
-__all__ = ["ControlNote", "OperatorControls", "check_metadata", "check_tenant"]
+__all__ = ["ControlNote", "OperatorControls", "check_metadata", "check_tenant", "lane_only"]
 
 _MAX_METADATA_KEYS = 16
 _MAX_METADATA_BYTES = 2048
@@ -70,6 +70,11 @@ class ControlNote:
             "budget_shaped": self.budget_shaped,
             "excluded_by_budget": list(self.excluded_by_budget),
         }
+
+
+def lane_only(lane: str) -> tuple[object, ...]:
+    """The control columns of a decision no control shaped, in another lane than "online"."""
+    return (None,) * 8 + (lane,)
 
 
 def check_tenant(tenant: object) -> str | None:

@@ -24,7 +24,8 @@ from ..store import LogBackend, open_store, read_log
 from ..types import Attempt, Decision, ModelScore, RoutingRecord, check_quality
 from .calls import call_async, call_defaults, call_kwargs, call_sync
 from ..policy.constraints import default_weights
-from .controls import ControlNote, OperatorControls, check_metadata, check_tenant
+from .batch import BATCH_WINDOW_S, BatchHandle, BatchLane
+from .controls import ControlNote, OperatorControls, check_metadata, check_tenant, lane_only
 from .cooldown import Cooldowns
 from .failures import all_failed_message
 from .flow import Call, FlowResult, Pause, RequestPlan, Score, route
@@ -137,6 +138,7 @@ class Router:
         self._learner.on_conclude = lambda decision, record: self._controls.concluded(decision.id, record.cost_usd, record.quality)
         self._learner.on_feedback = self._controls.feedback
         self._prompt_hash = PromptHasher(self._store.hash_key)
+        self._batches = BatchLane(self)
         self._refresh_priors()
         self._sync: ReplicaSync | None = None  # a shared log: learn what the other replicas learn
         self._shared_tasks: SharedTasks | None = None  # a shared log: one task numbering for all replicas
@@ -218,7 +220,7 @@ class Router:
             prompt_hash=self._prompt_hash(text),
             prompt_text=text if self.settings.store_prompts else None,
             weights=(w.quality, w.cost, w.latency, w.failure),
-            controls=note.row(lane) if note is not None else None,
+            controls=note.row(lane) if note is not None else (None if lane == "online" else lane_only(lane)),
         )
         self._store.add_decision(decision)  # before the call: (x, chosen, propensity) survive a failure
         if note is not None:
@@ -306,6 +308,34 @@ class Router:
         if kwargs.get("stream"):
             return self._open_stream(request, outcome, RoutedStream)
         return self._finish(request, outcome)
+
+    # -- the batch lane ---------------------------------------------------------------------------
+    def submit(
+        self, messages: Any, task: str | None = None, *, deadline_s: float = BATCH_WINDOW_S,
+        reward: RewardWeights | None = None, models: Sequence[str] | None = None, tenant: str | None = None,
+        metadata: dict[str, Any] | None = None, **kwargs: Any,
+    ) -> BatchHandle:
+        """Route a request that can wait (``deadline_s`` >= 24 h) through the provider's batch interface
+        at its batch discount; returns a handle. Decided and logged now (lane "batch"); sent and
+        gathered by collect() or the handle's result(). Same per-request controls as complete()."""
+        if kwargs.get("stream"):
+            raise ConfigError("submit(): the batch lane does not stream")
+        if not isinstance(deadline_s, (int, float)) or isinstance(deadline_s, bool) or not deadline_s >= BATCH_WINDOW_S:
+            raise ConfigError(f"submit(): deadline_s must be >= {BATCH_WINDOW_S:.0f} (the providers' 24-hour batch "
+                              f"window), got {deadline_s!r}; use complete() for anything sooner")
+        request = self._decide(messages, task, kwargs, _overrides(reward, models, tenant, metadata), lane="batch")
+        return self._batches.submit(request, deadline_s)
+
+    def collect(self, timeout_s: float | None = None, poll_s: float = 1.0) -> list[Any]:
+        """Send the batch lane's queue and wait (up to ``timeout_s``, None: until done) for the batches
+        sent; returns the responses concluded (each with ``.adaptroute``; a failed request as its
+        AllModelsFailedError). Their outcomes are logged and learned like any other."""
+        return self._batches.collect(timeout_s=timeout_s, poll_s=poll_s)
+
+    @property
+    def batch_pending(self) -> int:
+        """Requests submitted to the batch lane and not concluded yet."""
+        return self._batches.pending
 
     def _drive_sync(self, flow: Generator[Any, Any, FlowResult], request: _Request) -> FlowResult:
         reply: Any = None

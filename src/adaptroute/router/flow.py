@@ -19,6 +19,7 @@ from ..types import Attempt, AttemptRole, ModelScore
 from .cooldown import Cooldowns
 from .failures import Failure, classify, scorer_failed, warn_config_error
 from .models import PricedModel
+from .usage import priced_usage, usage_of
 
 __all__ = ["Call", "CallResult", "Pause", "RequestPlan", "Score", "route"]
 
@@ -88,16 +89,6 @@ class FlowResult:
     failures: dict[int, Failure] = field(default_factory=dict)
 
 
-def _tokens(response: Any) -> tuple[int, int]:
-    # litellm keeps ``usage`` among pydantic's extra fields, where plain attribute access goes through
-    # pydantic's __getattr__ (~2 µs): read the extras dict first.
-    extra = getattr(response, "__pydantic_extra__", None)
-    usage = extra.get("usage") if isinstance(extra, dict) and "usage" in extra else getattr(response, "usage", None)
-    if usage is None:
-        return 0, 0
-    return int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
-
-
 def route(
     plan: RequestPlan, settings: RouterSettings, cooldowns: Cooldowns, out: FlowResult | None = None
 ) -> Generator[Call | Score | Pause, Any, FlowResult]:
@@ -113,7 +104,8 @@ def route(
         tried.add(model.name)
         result: CallResult = yield Call(model, role)
         if result.error is None:
-            tokens_in, tokens_out = _tokens(result.response)
+            usage = usage_of(result.response)
+            priced = priced_usage(model, usage)
             quality: float | None = None
             note: str | None = None
             if plan.scored:
@@ -122,8 +114,9 @@ def route(
                 except Exception as exc:  # noqa: BLE001 - a paid answer is kept; the scorer's error is logged
                     note = scorer_failed(exc, plan.secrets)
             out.attempts.append(
-                Attempt(model.name, role, result.latency_s, model.cost(tokens_in, tokens_out), tokens_in, tokens_out,
-                        quality, error_message=note, first_token_s=result.first_token_s)
+                Attempt(model.name, role, result.latency_s, priced.cost_usd, usage.tokens_in, usage.tokens_out,
+                        quality, error_message=note, first_token_s=result.first_token_s, cached_tokens=usage.cached_tokens,
+                        input_cost_usd=priced.input_cost_usd, cache_saved_usd=priced.cache_saved_usd)
             )
             out.responses[len(out.attempts) - 1] = result.response
             cooldowns.success(model.name)

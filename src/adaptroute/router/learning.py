@@ -94,7 +94,7 @@ class Learner:
                     self._tokens_out += attempt.tokens_out
                     if attempt.quality is None:
                         continue  # quality arrives later, through feedback()
-                    outcome = Outcome(attempt.quality, attempt.cost_usd, attempt.latency_s)
+                    outcome = _learned(attempt, record)
                 elif attempt.counts_against_model:
                     outcome = _failed(attempt, record)
                 else:
@@ -106,7 +106,7 @@ class Learner:
                 self._pending[decision.id] = _Pending(
                     decision.features,
                     returned.model if returned else None,
-                    returned.cost_usd if returned else 0.0,
+                    returned.cost_usd + returned.batch_saved_usd if returned else 0.0,  # list price (see _learned)
                     returned.latency_s if returned else 0.0,
                     returned.quality if returned else None,
                 )
@@ -192,6 +192,16 @@ class Learner:
         with self._lock:
             self._policy = policy
             self._pending.clear()  # their learned state belongs to the old policy
+
+
+def _learned(attempt: Attempt, record: RoutingRecord) -> Outcome:
+    """A scored attempt as the policy learns it. The batch lane's attempts at list price (the policy
+    predicts list prices; the lane's discount is known) and at the latency the policy expected (their
+    hours in a batch queue say nothing about the model's speed online)."""
+    if attempt.role != "batch":
+        return Outcome(attempt.quality, attempt.cost_usd, attempt.latency_s)  # type: ignore[arg-type]
+    expected = next((s.latency_s for s in record.scores if s.model == attempt.model), 0.0)
+    return Outcome(attempt.quality, attempt.cost_usd + attempt.batch_saved_usd, expected)  # type: ignore[arg-type]
 
 
 def _failed(attempt: Attempt, record: RoutingRecord) -> Outcome:

@@ -19,6 +19,12 @@ class PricedModel:
     input_cost_per_token: float
     output_cost_per_token: float
     max_input_tokens: int | None
+    cached_input_cost_per_token: float = -1.0  # the prompt cache's rate; -1: unknown, billed at the input rate
+    batch_discount: float = 0.5  # the batch lane's price as a share of list (OpenAI and Anthropic: 50%)
+
+    def __post_init__(self) -> None:
+        if self.cached_input_cost_per_token < 0:
+            object.__setattr__(self, "cached_input_cost_per_token", self.input_cost_per_token)
 
     @property
     def name(self) -> str:
@@ -63,10 +69,22 @@ def resolve_models(models: Sequence[str | ModelSpec]) -> dict[str, PricedModel]:
             unknown.append(spec.name)
             continue
         window = spec.max_input_tokens or info.get("max_input_tokens")
-        priced[spec.name] = PricedModel(spec, float(cost_in), float(cost_out), int(window) if window else None)
+        cached = spec.cache_read_cost_per_token if spec.cache_read_cost_per_token is not None else info.get("cache_read_input_token_cost")
+        batch = spec.batch_discount if spec.batch_discount is not None else _batch_discount(info, float(cost_in))
+        priced[spec.name] = PricedModel(spec, float(cost_in), float(cost_out), int(window) if window else None,
+                                        float(cached) if cached is not None else -1.0, batch)
     if unknown:
         raise UnknownPriceError(
             f"no price known for {unknown}: not in litellm's price table. Give prices, e.g. "
             f"ModelSpec(name={unknown[0]!r}, input_cost_per_token=..., output_cost_per_token=...)"
         )
     return priced
+
+
+def _batch_discount(info: dict, cost_in: float) -> float:  # type: ignore[type-arg]
+    """litellm's batch price as a share of list where its table has one, else 50% (the OpenAI and
+    Anthropic batch discount)."""
+    batch_in = info.get("input_cost_per_token_batches")
+    if batch_in is not None and cost_in > 0:
+        return min(max(float(batch_in) / cost_in, 0.0), 1.0)
+    return 0.5

@@ -22,6 +22,7 @@ from ..types import check_quality
 from .calls import failed, litellm
 from .failures import classify, scorer_failed
 from .flow import Call, CallResult, FlowResult
+from .usage import priced_usage, usage_of
 
 if TYPE_CHECKING:
     from .core import Router, _Request
@@ -147,10 +148,9 @@ class _StreamBase:
         total = time.perf_counter() - self._peeked.started
         if error is None and not closed_early:
             full = litellm().stream_chunk_builder(self._chunks, messages=self._request.messages)
-            usage = getattr(full, "usage", None)
-            tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
-            tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
+            usage = usage_of(full)
             model = self._request.plan.models[attempt.model]
+            priced = priced_usage(model, usage)
             quality = None
             note = None
             scorer = self._router.scorer
@@ -160,8 +160,10 @@ class _StreamBase:
                     quality = check_quality(raw, source="scorer")
                 except Exception as exc:  # noqa: BLE001 - the streamed answer stands; the error is logged
                     note = scorer_failed(exc, self._request.plan.secrets)
-            updated = replace(attempt, latency_s=total, cost_usd=model.cost(tokens_in, tokens_out),
-                              tokens_in=tokens_in, tokens_out=tokens_out, quality=quality, error_message=note)
+            updated = replace(attempt, latency_s=total, cost_usd=priced.cost_usd, tokens_in=usage.tokens_in,
+                              tokens_out=usage.tokens_out, quality=quality, error_message=note,
+                              cached_tokens=usage.cached_tokens, input_cost_usd=priced.input_cost_usd,
+                              cache_saved_usd=priced.cache_saved_usd)
         elif closed_early:
             updated = replace(attempt, latency_s=total, error_class="StreamClosed", counts_against_model=False,
                               error_message="the caller closed the stream before its end")

@@ -53,7 +53,9 @@ ATTEMPT_ROWS = f"""
 WITH {_LATEST_FEEDBACK}
 SELECT a.decision_id, a.model,
        CASE WHEN a.returned AND fb.quality IS NOT NULL THEN fb.quality ELSE a.quality END AS quality,
-       a.cost_usd, a.latency_s, a.error_class IS NOT NULL AS failed, a.counts_against_model
+       a.cost_usd + coalesce(a.batch_saved_usd, 0) AS cost_usd,
+       CASE WHEN a.role = 'batch' THEN NULL ELSE a.latency_s END AS latency_s,
+       a.error_class IS NOT NULL AS failed, a.counts_against_model
 FROM attempts a LEFT JOIN fb USING (decision_id)
 ORDER BY a.decision_id, a.seq
 """

@@ -33,7 +33,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from .batches import FakeBatches
 from .behaviors import Behavior, RecordedRequest
+from .prompt_cache import PromptCache, usage
 from .http_wire import _chunk, _error_body, _parse_head, _read_body, _send_event, _send_json, _send_raw
 
 __all__ = ["Behavior", "FakeOpenAI", "RecordedRequest", "fake_openai"]
@@ -46,7 +48,10 @@ class _Abort(Exception):
 class FakeOpenAI:
     """See the module docstring. ``record=False`` keeps only counts (for very many requests)."""
 
-    def __init__(self, *, record: bool = True, host: str = "127.0.0.1", port: int = 0, backlog: int = 4096) -> None:
+    def __init__(
+        self, *, record: bool = True, host: str = "127.0.0.1", port: int = 0, backlog: int = 4096,
+        cache_min_tokens: int = 32, batch_polls: int = 2,
+    ) -> None:
         self.host = host
         self.record = record
         self._port = port
@@ -60,6 +65,8 @@ class FakeOpenAI:
         self.max_in_flight = 0  # the most requests handled at once so far
         self.connections = 0  # TCP connections accepted so far
         self._ids = itertools.count(1)
+        self.prompt_cache = PromptCache(cache_min_tokens)  # repeated prompt prefixes report cached tokens
+        self.batches = FakeBatches(self, batch_polls)  # the files and batches endpoints
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -135,6 +142,7 @@ class FakeOpenAI:
             self._counts.clear()
             self._requests.clear()
             self.max_in_flight = 0
+        self.prompt_cache.clear()
 
     def count(self, model: str) -> int:
         with self._lock:
@@ -161,6 +169,11 @@ class FakeOpenAI:
         params: dict[str, Any] = {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6, **extra}
         return ModelSpec(name=name or model, litellm_model=f"openai/{model}", api_base=self.base_url,
                          api_key=api_key, **params)
+
+    def _note_request(self, model: str) -> None:
+        """Count a request that arrived inside a batch (chat requests are counted as they arrive)."""
+        with self._lock:
+            self._counts[model] += 1
 
     def _next_behavior(self, model: str | None) -> Behavior:
         with self._lock:
@@ -237,6 +250,14 @@ class FakeOpenAI:
         if method == "GET" and route.endswith("/models"):
             await _send_json(writer, 200, {"object": "list", "data": []})
             return True
+        batch = self.batches.route(method, route, headers, body)
+        if batch is not None:
+            status, answer = batch
+            if isinstance(answer, bytes):
+                await _send_raw(writer, status, answer, "application/octet-stream")
+            else:
+                await _send_json(writer, status, answer)
+            return True
         if method != "POST" or not route.endswith("/chat/completions"):
             await _send_json(writer, 404, _error_body(f"no route {method} {path}", "invalid_request_error", None))
             return True
@@ -284,8 +305,7 @@ class FakeOpenAI:
             await _send_json(writer, 200, {
                 "id": ident, "object": "chat.completion", "created": created, "model": model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": b.prompt_tokens, "completion_tokens": b.completion_tokens,
-                          "total_tokens": b.prompt_tokens + b.completion_tokens},
+                "usage": usage(b.prompt_tokens, b.completion_tokens, self.prompt_cache.cached_tokens(model, payload, b.prompt_tokens)),
             })
             return True
         await self._stream(b, payload, model, ident, created, content, writer)
@@ -323,10 +343,9 @@ class FakeOpenAI:
                 await asyncio.sleep(b.chunk_delay_s)
         await _send_event(writer, event({}, "stop"))
         if (payload.get("stream_options") or {}).get("include_usage"):
-            usage = {"prompt_tokens": b.prompt_tokens, "completion_tokens": b.completion_tokens,
-                     "total_tokens": b.prompt_tokens + b.completion_tokens}
+            usage_ = usage(b.prompt_tokens, b.completion_tokens, self.prompt_cache.cached_tokens(model, payload, b.prompt_tokens))
             await _send_event(writer, {"id": ident, "object": "chat.completion.chunk", "created": created,
-                                       "model": model, "choices": [], "usage": usage})
+                                       "model": model, "choices": [], "usage": usage_})
         writer.write(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
         await writer.drain()
 
