@@ -298,3 +298,26 @@ def test_controls_are_logged_with_each_decision(tmp_path) -> None:  # noqa: ANN0
     meta = con.execute("SELECT metadata FROM decisions WHERE tenant = 'acme' LIMIT 1").fetchone()[0]
     con.close()
     assert json.loads(meta) == {"case": "refund"}
+
+
+def test_report_shows_bars_budgets_and_savings(tmp_path, capsys) -> None:  # noqa: ANN001
+    from adaptroute.cli import main
+
+    path = tmp_path / "routes.duckdb"
+    clock = FakeClock(86_400.0 * 10)
+    with Router(SPECS, quality_bar={"triage": 0.8}, budget=Budget(usd=0.01, per="day", task="draft"), store=str(path),
+                scorer=PassRates({"cheap": 0.5, "mid": 0.9, "pricey": 0.95}), clock=clock) as router:
+        for _ in range(40):
+            run(router, 1)
+            run(router, 1, task="draft")
+            clock.now += 600
+    assert main(["report", str(path), "--json", "--plot", str(tmp_path / "plots")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    triage, draft = out["controls"]["triage"], out["controls"]["draft"]
+    assert triage["bar"] == 0.8 and triage["bar_requests"] == 40 and triage["bar_met"] in (True, False)
+    assert 0 <= triage["bar_met_rate"] <= 1
+    assert draft["bar"] is None and draft["budget_requests"] == 40 and triage["budget_requests"] == 0
+    assert any(p.endswith("budget.png") for p in out["plots"])
+    assert main(["report", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "Operator controls" in text and "| triage | 0.800 |" in text

@@ -199,13 +199,22 @@ def _report(args: argparse.Namespace) -> int:
     from .replay.report import format_report, plot_report, report
     from .store import read_log
 
+    from .replay.report_controls import controls_report, format_controls, plot_budget
+
     batch = read_log(args.log)
     reports = report(batch, pass_threshold=args.pass_threshold)
+    controls = controls_report(batch)
     plots = [str(p) for p in plot_report(batch, args.plot)] if args.plot else []
+    budget_plot = plot_budget(batch, args.plot) if args.plot else None
+    plots += [str(budget_plot)] if budget_plot else []
     if args.json:
-        _print_json({"tasks": {k: v.to_dict() for k, v in reports.items()}, "plots": plots})
+        _print_json({"tasks": {k: v.to_dict() for k, v in reports.items()},
+                     "controls": {k: v.to_dict() for k, v in controls.items()}, "plots": plots})
     else:
         print(format_report(reports))
+        if controls:
+            print("\nOperator controls (quality bars, budgets, the batch lane, the prompt cache):\n")
+            print(format_controls(controls))
         for path in plots:
             print(f"Plot: {path}")
     return 0

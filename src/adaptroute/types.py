@@ -167,7 +167,8 @@ class Observations:
 
 # Decision.controls, in order (the log's decisions columns of the same names)
 CONTROL_NAMES: tuple[str, ...] = (
-    "bar", "bar_effective", "bar_unreachable", "budget_shaped", "budget_remaining_usd", "budget_allowance_usd",
+    "bar", "bar_effective", "bar_unreachable", "budget_shaped", "budget_spent_usd", "budget_remaining_usd",
+    "budget_allowance_usd",
     "tenant", "metadata", "lane",
 )
 
@@ -179,6 +180,7 @@ class ControlColumns:
     bar: np.ndarray  # float, the bar the decision had to meet; NaN: no bar
     bar_unreachable: np.ndarray  # bool
     budget_shaped: np.ndarray  # bool
+    budget_spent_usd: np.ndarray  # float, spent in the budget's period before this decision; NaN: no budget
     budget_remaining_usd: np.ndarray  # float, NaN: no budget
     budget_allowance_usd: np.ndarray  # float, what the pace allowed spent by then; NaN: no budget
     tenant: np.ndarray  # object (str or None)

@@ -53,7 +53,7 @@ class ControlNote:
         return (
             self.bar, self.effective_bar, self.bar_unreachable if self.bar is not None else None,
             self.budget_shaped if self.budgets else None,
-            tight["remaining_usd"] if tight else None, tight["allowance_usd"] if tight else None,
+            tight["spent_usd"] if tight else None, tight["remaining_usd"] if tight else None, tight["allowance_usd"] if tight else None,
             self.tenant, json.dumps(dict(self.metadata), sort_keys=True) if self.metadata else None, lane,
         )
 
@@ -74,7 +74,7 @@ class ControlNote:
 
 def lane_only(lane: str) -> tuple[object, ...]:
     """The control columns of a decision no control shaped, in another lane than "online"."""
-    return (None,) * 8 + (lane,)
+    return (None,) * 9 + (lane,)
 
 
 def check_tenant(tenant: object) -> str | None:

@@ -355,7 +355,7 @@ def _assemble(dec: pa.Table, att: pa.Table) -> LoggedBatch:
         weights=np.column_stack([floats(c) for c in WEIGHT_COLUMNS]) if n else np.zeros((0, len(WEIGHT_COLUMNS))),
         controls=ControlColumns(
             bar=floats("bar"), bar_unreachable=flags(dec, "bar_unreachable"), budget_shaped=flags(dec, "budget_shaped"),
-            budget_remaining_usd=floats("budget_remaining_usd"), budget_allowance_usd=floats("budget_allowance_usd"),
+            budget_spent_usd=floats("budget_spent_usd"), budget_remaining_usd=floats("budget_remaining_usd"), budget_allowance_usd=floats("budget_allowance_usd"),
             tenant=_strings(dec.column("tenant")), lane=_strings(dec.column("lane")),
             cached_tokens=np.nan_to_num(floats("cached_tokens")).astype(np.int64),
             input_cost_usd=np.nan_to_num(floats("input_cost_usd")), cache_saved_usd=np.nan_to_num(floats("cache_saved_usd")),

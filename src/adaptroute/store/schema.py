@@ -47,6 +47,7 @@ CONTROL_COLUMNS: tuple[tuple[str, str, pa.DataType], ...] = (
     ("bar_effective", "DOUBLE", pa.float64()),
     ("bar_unreachable", "BOOLEAN", pa.bool_()),
     ("budget_shaped", "BOOLEAN", pa.bool_()),
+    ("budget_spent_usd", "DOUBLE", pa.float64()),
     ("budget_remaining_usd", "DOUBLE", pa.float64()),
     ("budget_allowance_usd", "DOUBLE", pa.float64()),
     ("tenant", "VARCHAR", pa.string()),

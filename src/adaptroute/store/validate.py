@@ -102,6 +102,7 @@ _RULES: dict[str, tuple[tuple[str, str, str], ...]] = {
         *((c, "is not a finite weight >= 0", _finite(c, 0.0)) for c in WEIGHT_COLUMNS),
         ("bar", "is not a quality bar in [0, 1]", _finite("bar", 0.0, 1.0)),
         ("bar_effective", "is not a finite number", _finite("bar_effective")),
+        ("budget_spent_usd", "is not a finite amount >= 0", _finite("budget_spent_usd", 0.0)),
         ("budget_remaining_usd", "is not a finite amount", _finite("budget_remaining_usd")),
         ("budget_allowance_usd", "is not a finite amount >= 0", _finite("budget_allowance_usd", 0.0)),
         ("lane", "is not 'online' or 'batch'", "lane IS NOT NULL AND lane NOT IN ('online', 'batch')"),
