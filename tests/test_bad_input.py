@@ -29,6 +29,7 @@ import pytest
 from long_files import write_rows
 
 from adaptroute import LogStore, ModelSpec, RewardWeights, Router, load_policy, read_log
+from adaptroute.store import SCHEMA_VERSION
 from adaptroute.datasets import load_dataset, read_long, read_routerbench
 from adaptroute.errors import (
     AdaptRouteError,
@@ -476,7 +477,7 @@ CASES: list[Case] = [
          setup=lambda env: rewrite_policy(env, lambda h: {**h, "metadata": {"featurizer": {"kind": "hashing"}}})),
     # log files
     Case("log-other-schema-version", lambda env: LogStore(env.path("old.duckdb")), SchemaVersionError,
-         r"old\.duckdb has log schema version '99'; this adaptroute writes version 2", setup=lambda env: log_with_schema(env, "99")),
+         r"old\.duckdb has log schema version '99'; this adaptroute writes version " + str(SCHEMA_VERSION), setup=lambda env: log_with_schema(env, "99")),
     Case("log-other-schema-version-router", lambda env: Router(models=MODELS, store=str(env.path("old.duckdb"))), SchemaVersionError,
          "schema version '99'", setup=lambda env: log_with_schema(env, "99")),
     Case("log-other-schema-version-read_log", lambda env: read_log(env.path("old.duckdb")), SchemaVersionError,

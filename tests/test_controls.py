@@ -321,3 +321,22 @@ def test_report_shows_bars_budgets_and_savings(tmp_path, capsys) -> None:  # noq
     assert main(["report", str(path)]) == 0
     text = capsys.readouterr().out
     assert "Operator controls" in text and "| triage | 0.800 |" in text
+
+
+def test_tune_sweeps_bars(tmp_path, capsys) -> None:  # noqa: ANN001
+    from adaptroute.cli import main
+    from adaptroute.datasets.synthetic import generate, random_profile
+
+    data = generate(random_profile(3, 2, seed=5), 300, seed=5)
+    path = tmp_path / "data.jsonl"
+    with path.open("w") as fh:
+        for i in range(len(data)):
+            for k, model in enumerate(data.models):
+                fh.write(json.dumps({"prompt_id": str(data.prompt_ids[i]), "task": str(data.tasks[i]), "model": model,
+                                     "quality": float(data.quality[i, k]), "cost_usd": float(data.cost_usd[i, k])}) + "\n")
+    assert main(["tune", str(path), "--bar", "0.3", "task0=0.9,task1=0.5", "--json", "--target", "quality>=0.5"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [p["bar"] for p in out["points"]] == ["0.3", "task0=0.9,task1=0.5"]
+    assert main(["tune", str(path), "--bar"]) == 0
+    assert "tune --bar (simulated): 5 bars" in capsys.readouterr().out
+    assert main(["tune", str(path), "--bar", "x="]) == 2

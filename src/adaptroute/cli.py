@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--grid", nargs="*", default=None, help="e.g. cost=0,50,200 latency=0,0.1 (quality stays 1)")
     tune.add_argument("--target", default="quality>=0.95*best", help="constraint the chosen weights must meet")
     tune.add_argument("--plot", help="PNG path for the frontier plot")
+    tune.add_argument("--bar", nargs="*", default=None, metavar="BAR",
+                      help="sweep quality bars instead of weights (on data): each BAR as for simulate --bar, e.g. "
+                           "0.8 0.9 extract=0.95,draft=0.8; --bar alone: each task at 0.8-0.98 x its best model")
     tune.add_argument("--allow-pickle", action="store_true")
     _add_common(tune, weights=False)
 
@@ -187,7 +190,7 @@ def _tune(args: argparse.Namespace) -> int:
     from .replay.tune import format_tuning, tune
 
     result = tune(args.data, grid=args.grid, target=args.target, policy=args.policy, seed=args.seed,
-                  plot=args.plot, allow_pickle=args.allow_pickle, progress=not args.json)
+                  plot=args.plot, allow_pickle=args.allow_pickle, progress=not args.json, bars=args.bar)
     if args.json:
         _print_json(result.to_dict())
     else:

@@ -29,9 +29,11 @@ class TunePoint:
     quality: float
     cost_usd: float
     latency_s: float | None
+    bar: str | None = None  # a bar sweep's point: the bar simulated (weights then quality only)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"weights": self.weights.model_dump(), "quality": self.quality, "cost_usd": self.cost_usd, "latency_s": self.latency_s}
+        out = {"weights": self.weights.model_dump(), "quality": self.quality, "cost_usd": self.cost_usd, "latency_s": self.latency_s}
+        return out if self.bar is None else {**out, "bar": self.bar}
 
 
 @dataclass(frozen=True)
@@ -136,11 +138,21 @@ def tune(
     plot: str | Path | None = None,
     allow_pickle: bool = False,
     progress: bool = False,
+    bars: list[str] | None = None,
 ) -> TuneResult:
+    """``bars`` (a list of bar specs, [] for the default sweep) sweeps quality bars instead of weights
+    (on full-information data: see replay.tune_bars)."""
     metric, op, value, relative = parse_target(target)
     from ..datasets import is_log_path
 
-    if is_log_path(source):
+    if bars is not None:
+        from .tune_bars import tune_bars
+
+        if is_log_path(source):
+            raise ConfigError("tune --bar simulates each bar, so it needs full-information data, not a router log")
+        points, refs, best = tune_bars(source, bars, policy, seed, allow_pickle, progress)
+        kind = "data"
+    elif is_log_path(source):
         points, refs, best = _tune_log(source, grid, policy, seed, progress)
         kind = "log"
     else:
@@ -175,6 +187,13 @@ def _tune_data(source: str, grid: list[str] | None, policy: str, seed: int, allo
     for weights in _bar(parse_grid(grid, float(means_cost.max()), latency_scale), progress, "tune"):
         r = simulate(data, policy, weights, seed=seed)
         points.append(TunePoint(weights, r.mean_quality, r.mean_cost_usd, r.mean_latency_s))
+    refs, best = data_references(data)
+    return points, refs, best
+
+
+def data_references(data: Any) -> tuple[dict[str, dict[str, float | None]], float]:
+    """Each model's mean quality, cost and latency, the per-prompt oracle's, and the best model's quality."""
+    means_cost = data.cost_usd.mean(axis=0)
     refs: dict[str, dict[str, float | None]] = {}
     for k, model in enumerate(data.models):
         refs[model] = {"quality": float(data.quality[:, k].mean()), "cost_usd": float(means_cost[k]),
@@ -184,7 +203,7 @@ def _tune_data(source: str, grid: list[str] | None, policy: str, seed: int, allo
     refs["oracle"] = {"quality": float(data.quality[rows, best_rows].mean()), "cost_usd": float(data.cost_usd[rows, best_rows].mean()),
                       "latency_s": None if data.latency_s is None else float(data.latency_s[rows, best_rows].mean())}
     best = max(v["quality"] for k, v in refs.items() if k != "oracle")  # type: ignore[type-var]
-    return points, refs, float(best)  # type: ignore[arg-type]
+    return refs, float(best)  # type: ignore[arg-type]
 
 
 def _tune_log(source: str, grid: list[str] | None, policy: str, seed: int, progress: bool):  # type: ignore[no-untyped-def]
@@ -250,6 +269,10 @@ def format_tuning(result: TuneResult) -> str:
     lines = [f"tune ({'simulated' if result.kind == 'data' else 'off-policy estimates'}): {len(result.points)} weight settings, "
              f"{len(result.frontier)} on the frontier; target {result.target} (best single-model quality {result.best_quality:.4f})", "",
              "| quality w | cost w (/USD) | latency w (/s) | quality | cost (USD) | latency (s) | frontier |", "|---|---|---|---|---|---|---|"]
+    if result.points and result.points[0].bar is not None:
+        from .tune_bars import format_bar_points
+
+        return format_bar_points(result)
     for i, p in enumerate(result.points):
         mark = "chosen" if i == result.chosen else ("yes" if i in result.frontier else "")
         latency = "-" if p.latency_s is None else f"{p.latency_s:.3f}"
