@@ -481,7 +481,7 @@ CASES: list[Case] = [
     Case("log-other-schema-version-router", lambda env: Router(models=MODELS, store=str(env.path("old.duckdb"))), SchemaVersionError,
          "schema version '99'", setup=lambda env: log_with_schema(env, "99")),
     Case("log-other-schema-version-read_log", lambda env: read_log(env.path("old.duckdb")), SchemaVersionError,
-         "schema version 99; this adaptroute reads versions 1 to 2", setup=lambda env: log_with_schema(env, "99")),
+         "schema version 99; this adaptroute reads versions 1 to " + str(SCHEMA_VERSION), setup=lambda env: log_with_schema(env, "99")),
     Case("log-no-schema-version", lambda env: LogStore(env.path("old.duckdb")), SchemaVersionError, "schema version None",
          setup=lambda env: log_with_schema(env, None)),
     Case("log-foreign-duckdb", lambda env: LogStore(env.path("other.duckdb")), SchemaVersionError,

@@ -109,8 +109,9 @@ def run_demo(
                   mock_delay=m.latency_s)
         for m in profile.models
     ]
+    bar, budget = demo_controls(profile, prompts)
     router = Router(models=models, reward=weights, store=str(log_path), scorer=_Grader(profile, by_text, seed + 1),
-                    seed=seed, escalate_below=0.5)
+                    seed=seed, escalate_below=0.5, quality_bar=bar, budget=budget)
     started = time.perf_counter()
     try:
         asyncio.run(_drive(router, prompts, concurrency, progress))
@@ -119,9 +120,25 @@ def run_demo(
     seconds = time.perf_counter() - started
     batch = read_log(str(log_path))
     markdown = format_report(report(batch))
+    from .replay.report_controls import controls_report, format_controls
+
+    markdown += (f"\n\nOperator controls: a quality bar on {', '.join(f'{t} ({v:g})' for t, v in bar.items())}, "
+                 f"a budget on {budget.task} ({budget.describe()}).\n\n" + format_controls(controls_report(batch)))
     plots = plot_report(batch, out)
     (out / "report.md").write_text(_header(profile, weights, requests, seconds) + markdown + "\n")
     return DemoSummary(requests, seconds, log_path, markdown, plots, weights, expected_best(profile, weights))
+
+
+def demo_controls(profile: WorkloadProfile, prompts: list[_Prompt]) -> tuple[dict[str, float], Any]:
+    """The demo's operator controls: a quality bar on extraction (0.9), and a budget on drafting of 30%
+    of what its requests would cost on the priciest model, paced over them."""
+    from .policy.pacing import Budget
+
+    draft = next(t for t in profile.tasks if t.name == "draft")
+    priciest = max(profile.models, key=lambda m: m.input_cost_per_token * draft.tokens_in + m.output_cost_per_token * draft.tokens_out)
+    n = max(1, sum(p.task == "draft" for p in prompts))
+    per_request = priciest.input_cost_per_token * draft.tokens_in + priciest.output_cost_per_token * draft.tokens_out
+    return {"extract": 0.9}, Budget(usd=round(0.3 * per_request * n, 4), per_requests=n, task="draft")
 
 
 async def _drive(router: Any, prompts: list[_Prompt], concurrency: int, progress: bool) -> None:

@@ -144,7 +144,7 @@ class BarDecision:
 
     bar: float  # the absolute bar this request had to meet (a relative bar already resolved)
     effective_bar: float  # the bar the draws had to clear, after the task's shift
-    unreachable: bool  # no eligible model was predicted to meet the bar: the best one was sought
+    unreachable: bool  # no eligible model is expected to meet the bar, even 2 sd up: the best one is sought
     none_clear: float  # the probability that no draw cleared it (the request then sought the best model)
 
 
@@ -226,7 +226,9 @@ class BarControl:
         bar = value * best if self.bar.relative else value
         shift = self.shift(task)
         p, none_clear = plausible_cheapest(quality, sd, expense, bar - shift, width, self.cap_z)
-        return p, BarDecision(bar=float(bar), effective_bar=float(bar - shift), unreachable=best < bar,
+        # unreachable: even optimistically (2 posterior sd up) no model is expected to meet the bar
+        optimistic = float(np.max(quality + 2.0 * sd)) if quality.shape[0] else 0.0
+        return p, BarDecision(bar=float(bar), effective_bar=float(bar - shift), unreachable=optimistic < bar,
                               none_clear=float(none_clear))
 
     def observe(self, task: str, quality: float, bar: float) -> None:
