@@ -133,7 +133,8 @@ def test_fake_server_plays_scripts_in_order_and_records_requests(server: FakeOpe
     assert [status for status, _, _ in replies] == [429, 503, 200, 200]
     assert replies[0][1]["Retry-After"] == "2" and "Retry-After" not in replies[1][1]
     assert json.loads(replies[2][2])["choices"][0]["message"]["content"] == "fine"
-    assert json.loads(replies[3][2])["usage"] == {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    assert json.loads(replies[3][2])["usage"] == {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17,
+                                                  "prompt_tokens_details": {"cached_tokens": 0}}
     assert json.loads(replies[1][2])["error"]["code"] is None
     assert server.count("scripted") == 4 and server.counts == {"scripted": 4}
     recorded = server.requests("scripted")

@@ -72,7 +72,8 @@ def expected_rows(n: int) -> dict[str, list[tuple[Any, ...]]]:
         for seq, a in enumerate(r.attempts):
             tries.append((r.decision_id, seq, a.model, a.role, a.latency_s, a.first_token_s, a.cost_usd,
                           a.tokens_in, a.tokens_out, a.quality, a.error_class, a.error_message,
-                          a.counts_against_model, seq == r.returned_seq))
+                          a.counts_against_model, seq == r.returned_seq, a.cached_tokens, a.input_cost_usd,
+                          a.cache_saved_usd, a.batch_saved_usd))
         error = None if r.model else (r.attempts[-1].error_class if r.attempts else "NoAttempt")
         outcomes.append((r.decision_id, int((1.8e9 + i * 0.5) * 1e6), r.model, r.quality, r.cost_usd, r.latency_s,
                          r.first_token_s, sum(a.tokens_in for a in r.attempts), sum(a.tokens_out for a in r.attempts),
