@@ -1,7 +1,12 @@
 """Context features: messages + task -> one float vector per request.
 
 Layout (append-only, so a vector logged yesterday stays valid as tasks are added):
-``[bias=1 | length statistics (5) | hashed word n-grams (H) | task one-hot (grows)]``.
+``[bias=1 | length statistics (5) | hashed word n-grams (H) | task one-hot (grows) | task buckets]``.
+
+Per-call work must not grow with the number of distinct tasks: the first ``max_tasks`` (64) tasks get
+a coordinate each; from the next one on, ``task_buckets`` (16) coordinates are appended once and every
+later task shares one of them, picked by a stable hash of its name. The vector never exceeds
+``1 + 5 + H + max_tasks + task_buckets`` entries (118 by default), however many tasks arrive.
 
 The n-gram hashing is a vectorised NumPy equivalent of scikit-learn's HashingVectorizer (signed
 hashing trick over lower-cased word uni- and bi-grams, L2-normalised). On this project's machine
@@ -12,6 +17,7 @@ HashingVectorizer's exact features for users who prefer them.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -90,6 +96,9 @@ class HashingFeaturizer:
     """Task one-hot, length statistics and hashed word n-grams (the default featurizer)."""
 
     N_LENGTH = 5
+    MAX_N_FEATURES = 1 << 16  # bounds on what a description (a policy file) may ask for
+    MAX_CHARS = 1 << 20
+    MAX_TASKS = 4096
 
     def __init__(
         self,
@@ -99,14 +108,20 @@ class HashingFeaturizer:
         max_chars: int = 4096,
         backend: Literal["numpy", "sklearn"] = "numpy",
         tasks: Sequence[str] = (),
+        max_tasks: int = 64,
+        task_buckets: int = 16,
     ) -> None:
-        if n_features < 0 or (n_features & (n_features - 1)) != 0:
-            raise ConfigError(f"n_features must be 0 or a power of two, got {n_features}")
+        if n_features < 0 or (n_features & (n_features - 1)) != 0 or n_features > self.MAX_N_FEATURES:
+            raise ConfigError(f"n_features must be 0 or a power of two up to {self.MAX_N_FEATURES}, got {n_features}")
+        if not 0 <= max_tasks <= self.MAX_TASKS or not 1 <= task_buckets <= self.MAX_TASKS:
+            raise ConfigError(f"max_tasks must be in [0, {self.MAX_TASKS}] and task_buckets in [1, {self.MAX_TASKS}]")
+        if not 64 <= max_chars <= self.MAX_CHARS:
+            raise ConfigError(f"max_chars must be in [64, {self.MAX_CHARS}], got {max_chars}")
         lo, hi = ngram_range
         if not 1 <= lo <= hi <= 2:
             raise ConfigError(f"ngram_range must be (1, 1), (1, 2) or (2, 2), got {ngram_range}")
-        if ngram_scale < 0 or max_chars < 64:
-            raise ConfigError("ngram_scale must be >= 0 and max_chars >= 64")
+        if not ngram_scale >= 0 or ngram_scale > 1e6:  # NaN fails too
+            raise ConfigError(f"ngram_scale must be in [0, 1e6], got {ngram_scale}")
         if backend not in ("numpy", "sklearn"):
             raise ConfigError(f"backend must be 'numpy' or 'sklearn', got {backend!r}")
         self.n_features = n_features
@@ -115,6 +130,10 @@ class HashingFeaturizer:
         self.max_chars = max_chars
         self.backend = backend
         self._tasks: dict[str, int] = {}
+        self.max_tasks = int(max_tasks)
+        self.task_buckets = int(task_buckets)
+        self._bucketed = False  # the shared task buckets were appended (more than max_tasks tasks seen)
+        self._bucket_of: dict[str, int] = {}  # cache of bucket coordinates (bounded)
         self._lock = threading.Lock()
         max_bytes = 4 * max_chars + 8  # UTF-8 needs at most 4 bytes a character
         self._pow = _powers(max_bytes, _PRIME)
@@ -132,7 +151,7 @@ class HashingFeaturizer:
 
     @property
     def dim(self) -> int:
-        return self.base_dim + len(self._tasks)
+        return self.base_dim + len(self._tasks) + (self.task_buckets if self._bucketed else 0)
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -141,10 +160,23 @@ class HashingFeaturizer:
     def task_index(self, task: str) -> int:
         """Coordinate of ``task``'s one-hot entry; a task seen for the first time gets a new one."""
         index = self._tasks.get(task)
-        if index is None:
-            with self._lock:
-                index = self._tasks.setdefault(task, self.base_dim + len(self._tasks))
-        return index
+        if index is not None:
+            return index
+        index = self._bucket_of.get(task)
+        if index is not None:
+            return index
+        with self._lock:
+            if task in self._tasks:
+                return self._tasks[task]
+            if len(self._tasks) < self.max_tasks and not self._bucketed:
+                index = self._tasks[task] = self.base_dim + len(self._tasks)
+                return index
+            self._bucketed = True  # from now on the layout is fixed: no coordinate is ever added again
+            digest = hashlib.blake2b(task.encode("utf-8", "replace"), digest_size=8).digest()
+            index = self.base_dim + len(self._tasks) + int.from_bytes(digest, "big") % self.task_buckets
+            if len(self._bucket_of) < 65_536:
+                self._bucket_of[task] = index
+            return index
 
     # -- transforms -------------------------------------------------------------------------------
     def transform(self, messages: Sequence[dict[str, Any]], task: str) -> np.ndarray:
@@ -328,20 +360,31 @@ class HashingFeaturizer:
             "max_chars": self.max_chars,
             "backend": self.backend,
             "tasks": list(self._tasks),
+            "max_tasks": self.max_tasks,
+            "task_buckets": self.task_buckets,
+            "bucketed": self._bucketed,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HashingFeaturizer:
         if data.get("kind") != "hashing":
             raise ConfigError(f"not a HashingFeaturizer description: kind={data.get('kind')!r}")
+        tasks = data.get("tasks", [])
+        if not isinstance(tasks, list) or len(tasks) > cls.MAX_TASKS or not all(isinstance(t, str) and len(t) <= 200 for t in tasks):
+            raise ConfigError(f"invalid featurizer description: tasks must be a list of at most {cls.MAX_TASKS} names of at most 200 characters")
         try:
-            return cls(
+            featurizer = cls(
                 n_features=int(data["n_features"]),
                 ngram_range=tuple(data["ngram_range"]),  # type: ignore[arg-type]
                 ngram_scale=float(data["ngram_scale"]),
                 max_chars=int(data["max_chars"]),
                 backend=data.get("backend", "numpy"),
-                tasks=[str(t) for t in data.get("tasks", [])],
+                max_tasks=max(int(data.get("max_tasks", 64)), len(tasks)),
+                task_buckets=int(data.get("task_buckets", 16)),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ConfigError(f"invalid featurizer description: {exc}") from None
+        for task in tasks:
+            featurizer.task_index(task)
+        featurizer._bucketed = bool(data.get("bucketed", False))
+        return featurizer

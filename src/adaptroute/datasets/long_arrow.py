@@ -73,6 +73,24 @@ def _arrow_csv(path: Path) -> _Columns | None:
     return _arrow_columns(path, table, _Where(path, "row"))
 
 
+_MAX_NESTING = 4
+_BRACKETS = np.zeros(256, dtype=np.int8)
+_BRACKETS[list(b"[{")] = 1
+_BRACKETS[list(b"]}")] = -1
+
+
+def _nesting_bound(data: bytes, block: int = 1 << 24) -> int:
+    """An upper bound of the bracket nesting depth (brackets inside strings count too), block by block."""
+    depth = deepest = 0
+    for start in range(0, len(data), block):
+        steps = _BRACKETS[np.frombuffer(data, dtype=np.uint8, count=min(block, len(data) - start), offset=start)]
+        if steps.size:
+            running = np.cumsum(steps, dtype=np.int64) + depth
+            deepest = max(deepest, int(running.max()))
+            depth = int(running[-1])
+    return deepest
+
+
 def _arrow_jsonl(path: Path) -> _Columns | None:
     """JSON Lines through pyarrow when every line holds exactly one object; None otherwise."""
     import pyarrow.json as pajson
@@ -87,6 +105,8 @@ def _arrow_jsonl(path: Path) -> _Columns | None:
             return None
         if not all(line[:1] == b"{" and line[-1:] == b"}" for line in lines):
             return None
+        if _nesting_bound(data) > _MAX_NESTING:
+            return None  # long-format values are flat; deep nesting crashed pyarrow (the exact reader refuses it)
         table = pajson.read_json(path)
     except Exception:  # noqa: BLE001 - any doubt: the exact reader decides
         return None

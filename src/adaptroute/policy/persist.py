@@ -23,6 +23,34 @@ FORMAT = "adaptroute.policy"
 FORMAT_VERSION = 1
 _ARRAYS = ("P", "B", "yy", "n", "configured", "pooled_sum")
 _CLOCK_ARRAYS = ("seen", "last")  # since the forgetting clock; files without them load as never faded
+# What a policy file may ask us to allocate: a file is user input (a hostile one can declare a 16 TiB
+# array in a few bytes of header).
+MAX_ARRAY_BYTES = 1 << 30  # all arrays together
+MAX_HEADER_CHARS = 1 << 20  # the JSON header
+
+
+def _check_sizes(source: Path) -> None:
+    """Read every member's .npy header (shape, dtype) and refuse a file whose arrays would be too big,
+    before any of them is read."""
+    total = 0
+    with zipfile.ZipFile(source) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)  # the header only
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+                else:
+                    raise PolicyStateError(f"{source}: invalid policy file: {info.filename} has .npy format {version}")
+            if dtype.hasobject:
+                raise PolicyStateError(f"{source}: invalid policy file: {info.filename} holds Python objects")
+            size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+            if info.filename.startswith("header") and size > 4 * MAX_HEADER_CHARS:
+                raise PolicyStateError(f"{source}: invalid policy file: its header declares {size:,} bytes (at most {4 * MAX_HEADER_CHARS:,})")
+            total += size
+    if total > MAX_ARRAY_BYTES:
+        raise PolicyStateError(f"{source}: invalid policy file: its arrays declare {total:,} bytes, more than {MAX_ARRAY_BYTES:,}")
 
 
 def save_policy(policy: Policy, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> Path:
@@ -71,6 +99,7 @@ def load_policy(path: str | os.PathLike[str]) -> tuple[Policy, dict[str, Any]]:
     """Read a policy file written by save_policy. Anything else is refused with PolicyStateError."""
     source = Path(path)
     try:
+        _check_sizes(source)
         with np.load(source, allow_pickle=False) as data:
             header = json.loads(str(data["header"][()]))
             arrays = {name: np.array(data[name]) for name in _ARRAYS}
@@ -113,6 +142,11 @@ def _build(source: Path, header: Any, arrays: dict[str, np.ndarray]) -> tuple[Po
             raise bad(f"array {name} holds NaN or infinite values")
     if np.any(arrays["n"] < 0) or not np.allclose(P, np.swapaxes(P, 1, 2)):
         raise bad("negative counts or a non-symmetric precision matrix")
+    for i in range(k):  # a precision matrix is positive definite, or the posterior is not a distribution
+        try:
+            np.linalg.cholesky(P[i])
+        except np.linalg.LinAlgError:
+            raise bad(f"precision matrix of {models[i]!r} is not positive definite") from None
     try:
         weights = RewardWeights(**header["weights"])
         policy = cls(weights=weights, **header["params"])
