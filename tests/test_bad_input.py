@@ -81,7 +81,7 @@ class Env:
             "files": {
                 p.name: hashlib.sha256(p.read_bytes()).hexdigest()
                 for p in sorted(self.tmp.rglob("*"))
-                if p.is_file() and not p.name.startswith(LOG)
+                if p.is_file() and not p.name.startswith(LOG) and p.name != "adaptroute.key"  # the log's key file
             }
         }
         if self._router is not None:

@@ -204,7 +204,7 @@ def test_save_and_load_policy(router: Router, tmp_path) -> None:  # type: ignore
     run(router, 40)
     path = tmp_path / "policy.npz"
     router.save_policy(str(path))
-    other = Router(models=MODELS, store=":memory:", seed=5)
+    other = Router(models=MODELS, store=str(tmp_path / "other.duckdb"), seed=5)  # same folder: same log key
     other.load_policy(str(path))
     x = router._featurizer.transform(ask("code", 3), "code")
     np.testing.assert_allclose(other.policy.predict(x).probabilities, router.policy.predict(x).probabilities)

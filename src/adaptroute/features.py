@@ -8,6 +8,14 @@ a coordinate each; from the next one on, ``task_buckets`` (16) coordinates are a
 later task shares one of them, picked by a stable hash of its name. The vector never exceeds
 ``1 + 5 + H + max_tasks + task_buckets`` entries (118 by default), however many tasks arrive.
 
+Privacy: unkeyed (``key=None``, the default for offline work on datasets), the features are a public
+function of the prompt, so whoever holds a vector can check a guessed prompt against it. With a
+``key`` (the Router passes its log's prompt-hash key, kept outside the log), the word n-grams are
+hashed with a 64-bit seed derived from it, so without the key a guess cannot be matched against them,
+and the length statistics are rounded (lengths to 8 steps per doubling, the punctuation share to
+1/16), so they narrow a guess down without pinning it. The key never enters ``to_dict()``: only its
+fingerprint, so a saved policy is refused by a router holding another key.
+
 The n-gram hashing is a vectorised NumPy equivalent of scikit-learn's HashingVectorizer (signed
 hashing trick over lower-cased word uni- and bi-grams, L2-normalised). On this project's machine
 HashingVectorizer costs about 0.4 ms per 2 kB prompt (per-call overhead dominates), more than the whole
@@ -18,6 +26,8 @@ HashingVectorizer's exact features for users who prefer them.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import math
 import threading
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -53,6 +63,20 @@ _U63 = np.uint64(63)
 _FMIX1 = np.uint64(0xFF51AFD7ED558CCD)
 _FMIX2 = np.uint64(0xC4CEB9FE1A85EC53)
 _BIGRAM = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _derive(key: bytes, label: bytes) -> np.uint64:
+    return np.uint64(int.from_bytes(hmac.digest(key, label, "sha256")[:8], "big"))
+
+
+def _coarse(n: int) -> int:
+    """``n`` rounded to one of 8 steps per doubling (within about 4.5%): a length that does not pin a prompt."""
+    return 0 if n <= 0 else round(2 ** (round(math.log2(n + 1) * 8) / 8)) - 1
+
+
+def _args(f: HashingFeaturizer) -> dict[str, Any]:
+    return {"n_features": f.n_features, "ngram_range": f.ngram_range, "ngram_scale": f.ngram_scale,
+            "max_chars": f.max_chars, "backend": f.backend, "max_tasks": f.max_tasks, "task_buckets": f.task_buckets}
 
 
 def _powers(n: int, base: int) -> np.ndarray:
@@ -110,7 +134,12 @@ class HashingFeaturizer:
         tasks: Sequence[str] = (),
         max_tasks: int = 64,
         task_buckets: int = 16,
+        key: bytes | None = None,
     ) -> None:
+        if key is not None and (not isinstance(key, bytes) or len(key) < 16):
+            raise ConfigError("key must be bytes, at least 16 of them")
+        if key is not None and backend != "numpy":
+            raise ConfigError("a key applies to the numpy backend's hashing only (scikit-learn's is not keyed)")
         if n_features < 0 or (n_features & (n_features - 1)) != 0 or n_features > self.MAX_N_FEATURES:
             raise ConfigError(f"n_features must be 0 or a power of two up to {self.MAX_N_FEATURES}, got {n_features}")
         if not 0 <= max_tasks <= self.MAX_TASKS or not 1 <= task_buckets <= self.MAX_TASKS:
@@ -141,6 +170,8 @@ class HashingFeaturizer:
         self._block_pow: tuple[np.ndarray, np.ndarray] | None = None  # for _ngrams_many
         self._inv_pow = _powers(max_bytes, _PRIME_INV)
         self._sklearn: Any = None
+        self._seed = _derive(key, b"adaptroute.features.seed") if key is not None else None
+        self.key_id = hmac.digest(key, b"adaptroute.features.id", "sha256")[:8].hex() if key is not None else None
         for task in tasks:
             self.task_index(task)
 
@@ -222,12 +253,15 @@ class HashingFeaturizer:
         # Centred on a typical request (~1,000 characters, one message) and scaled to a few tenths, so
         # they add little prior variance: the policies' uniform prior then means "no effect" until data
         # says otherwise. Log length for quality effects, linear length for cost (dollars grow with tokens).
-        x[1] = (np.log1p(len(text)) - 7.0) / 5.0
-        x[2] = min(len(text) / 8000.0, 2.0)
-        x[3] = (np.log1p(last_user_chars) - 6.5) / 5.0
+        chars = len(text) if self._seed is None else _coarse(len(text))
+        last = last_user_chars if self._seed is None else _coarse(last_user_chars)
+        x[1] = (np.log1p(chars) - 7.0) / 5.0
+        x[2] = min(chars / 8000.0, 2.0)
+        x[3] = (np.log1p(last) - 6.5) / 5.0
         x[4] = np.log(max(n_messages, 1)) / 3.0
         if encoded:
-            x[5] = float(len(encoded) - len(encoded.translate(None, _SYMBOLS))) / len(encoded)
+            share = float(len(encoded) - len(encoded.translate(None, _SYMBOLS))) / len(encoded)
+            x[5] = share if self._seed is None else round(share * 16) / 16
         if self.n_features and self.ngram_scale > 0:
             if grams is None:
                 grams = self._sklearn_ngrams(window) if self.backend == "sklearn" else self._ngrams(encoded)
@@ -269,6 +303,8 @@ class HashingFeaturizer:
             bigrams = h[:-1] * _BIGRAM
             bigrams += h[1:] ^ _FMIX2
             h = np.concatenate((h, bigrams)) if lo == 1 else bigrams
+        if self._seed is not None:
+            h ^= self._seed  # keyed: which bucket and sign a word gets depends on the key
         _fmix64(h)
         buckets = (h & self._bucket_mask).astype(np.intp)
         signs = 1.0 - 2.0 * (h >> _U63).astype(np.float64)
@@ -335,6 +371,8 @@ class HashingFeaturizer:
             hashes.append(bigrams)
             rows.append(text[:-1][pair])
         h, text = np.concatenate(hashes), np.concatenate(rows)
+        if self._seed is not None:
+            h ^= self._seed
         _fmix64(h)
         buckets = (h & self._bucket_mask).astype(np.intp)
         signs = 1.0 - 2.0 * (h >> _U63).astype(np.float64)
@@ -363,10 +401,13 @@ class HashingFeaturizer:
             "max_tasks": self.max_tasks,
             "task_buckets": self.task_buckets,
             "bucketed": self._bucketed,
+            "key_id": self.key_id,  # the key's fingerprint, never the key
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> HashingFeaturizer:
+    def from_dict(cls, data: dict[str, Any], key: bytes | None = None) -> HashingFeaturizer:
+        """The featurizer ``to_dict`` described; a keyed one needs the same ``key`` (checked by its
+        fingerprint), an unkeyed one ignores ``key``."""
         if data.get("kind") != "hashing":
             raise ConfigError(f"not a HashingFeaturizer description: kind={data.get('kind')!r}")
         tasks = data.get("tasks", [])
@@ -384,6 +425,14 @@ class HashingFeaturizer:
             )
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ConfigError(f"invalid featurizer description: {exc}") from None
+        key_id = data.get("key_id")
+        if key_id is not None:
+            if key is None or hmac.digest(key, b"adaptroute.features.id", "sha256")[:8].hex() != key_id:
+                raise ConfigError(
+                    f"these features were hashed with another key (fingerprint {key_id!s:.16}): open the "
+                    "router's log in the folder whose adaptroute.key it was trained with, or pass that hash_key="
+                )
+            featurizer = cls(**{**_args(featurizer), "key": key})
         for task in tasks:
             featurizer.task_index(task)
         featurizer._bucketed = bool(data.get("bucketed", False))

@@ -44,7 +44,7 @@ def _check_sizes(source: Path) -> None:
                 else:
                     raise PolicyStateError(f"{source}: invalid policy file: {info.filename} has .npy format {version}")
             if dtype.hasobject:
-                raise PolicyStateError(f"{source}: invalid policy file: {info.filename} holds Python objects")
+                raise PolicyStateError(f"{source}: invalid policy file: {info.filename} holds pickled Python objects (policy files load with allow_pickle=False)")
             size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
             if info.filename.startswith("header") and size > 4 * MAX_HEADER_CHARS:
                 raise PolicyStateError(f"{source}: invalid policy file: its header declares {size:,} bytes (at most {4 * MAX_HEADER_CHARS:,})")

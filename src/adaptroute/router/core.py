@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
+import logging
 import math
 import os
 import threading
@@ -38,6 +40,8 @@ from .sync import ReplicaSync
 
 __all__ = ["Router"]
 
+log = logging.getLogger("adaptroute.router")
+
 _CHARS_PER_TOKEN = 4  # rough, provider-independent: only used to skip models whose window is too small
 _UNIFORM_BATCH = 64  # uniform numbers drawn from the router's RNG at a time (the same stream as one by one)
 
@@ -56,6 +60,11 @@ class _Request:
     ends: list[float]
     pending: Any = None  # the step under way (for a request stopped half-way)
     controls: ControlNote | None = None  # what the operator controls did to the decision
+
+
+def _feature_key(log_key: bytes) -> bytes:
+    """The featurizer's key, derived from the log's (a key of any length gives 32 bytes)."""
+    return hmac.digest(log_key, b"adaptroute.features", "sha256")
 
 
 class Router:
@@ -103,7 +112,6 @@ class Router:
         # Prompts up to this many tokens fit every model: no per-call filtering by context window.
         self._fits_all = math.inf if None in windows else min(windows)  # type: ignore[type-var]
         self._call_defaults = {n: call_defaults(m, self.settings.timeout_s) for n, m in self._models.items()}
-        self._featurizer: Featurizer = featurizer or HashingFeaturizer()
         if isinstance(policy, Policy):
             chosen_policy = policy
             if reward is not None:
@@ -134,6 +142,9 @@ class Router:
                 max_buffered_rows=self.settings.max_buffered_rows,
             )
         )
+        # Keyed by the log's prompt-hash key (kept outside the log): stored features do not let whoever
+        # holds the log check a guessed prompt (see features.py).
+        self._featurizer: Featurizer = featurizer or HashingFeaturizer(key=_feature_key(self._store.hash_key))
         self._learner = Learner(chosen_policy, self._store, self.settings.pending_feedback)
         self._learner.on_conclude = lambda decision, record: self._controls.concluded(decision.id, record.cost_usd, record.quality)
         self._learner.on_feedback = self._controls.feedback
@@ -539,9 +550,12 @@ class Router:
             if not isinstance(featurizer, dict):
                 raise PolicyStateError(f"{path}: invalid policy file: the featurizer section is not an object")
             try:
-                self._featurizer = HashingFeaturizer.from_dict(featurizer)
+                self._featurizer = HashingFeaturizer.from_dict(featurizer, key=_feature_key(self._store.hash_key))
             except ConfigError as exc:
                 raise PolicyStateError(f"{path}: invalid policy file: {exc}") from None
+            if self._featurizer.key_id is None:  # type: ignore[attr-defined]
+                log.warning("adaptroute: the policy %s was trained on unkeyed features: the features this "
+                            "router logs from now on can be checked against a guessed prompt", path)
         self._learner.swap(policy)
         typical_in, typical_out = self._learner.typical_tokens()
         for name, model in self._models.items():  # keep the file's priors; price any model it lacks

@@ -15,7 +15,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import secrets
 import threading
 import time
 import weakref
@@ -33,6 +32,7 @@ from .base import LogBackend
 from .buffer import _Buffer, _put_decision, _put_feedback, _put_result, _to_tables
 from .group_commit import GroupCommit
 from .health import WriteHealth
+from .keys import prompt_key
 from .signals import watch
 from .migrate import migration_hint
 from .schema import COUNT_ROWS, CREATE_TABLES, SCHEMA_VERSION, TABLES, fetch_arrow
@@ -189,16 +189,18 @@ class LogStore(LogBackend):
                     f"{self.path} has log schema version {version!r}; this adaptroute writes version "
                     f"{SCHEMA_VERSION}: {advice}"
                 )
-            stored = meta.get("prompt_hash_key")
-            return hash_key or (bytes.fromhex(stored) if stored else secrets.token_bytes(32))
-        key = hash_key or secrets.token_bytes(32)
+            legacy = meta.get("prompt_hash_key")  # an older adaptroute kept the key in the file itself
+            key = prompt_key(self.path, hash_key, legacy)
+            if legacy:
+                con.execute("DELETE FROM meta WHERE key = 'prompt_hash_key'")
+                con.execute("CHECKPOINT")
+            return key
+        key = prompt_key(self.path, hash_key)  # kept outside the log (see store.keys)
         con.execute("BEGIN TRANSACTION")
         for statement in CREATE_TABLES:
             con.execute(statement)
         con.execute("INSERT INTO meta VALUES (?, ?)", ["schema_version", str(SCHEMA_VERSION)])
         con.execute("INSERT INTO meta VALUES (?, ?)", ["created_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())])
-        if hash_key is None:  # a user-supplied key stays out of the file
-            con.execute("INSERT INTO meta VALUES (?, ?)", ["prompt_hash_key", key.hex()])
         con.execute("COMMIT")
         return key
 
