@@ -154,3 +154,19 @@ def test_a_truncated_or_retyped_snapshot_is_a_typed_error(log: Path, tmp_path: P
 def test_report_refuses_an_impossible_pass_threshold(log: Path, threshold: float) -> None:
     with pytest.raises(ConfigError, match="pass_threshold"):
         report(read_log(log), pass_threshold=threshold)
+
+
+def test_incremental_exports_add_up_to_the_log(tmp_path: Path) -> None:
+    router = Router(["gpt-4o-mini", "gpt-4o"], store=str(tmp_path / "live.duckdb"), scorer=lambda m, r: 0.6)
+    snaps = tmp_path / "parts"
+    sizes = []
+    for batch in range(3):
+        for i in range(40):
+            router.complete([{"role": "user", "content": f"b{batch} q{i}"}], mock_response="ok")
+        router.store.export_parquet(snaps, incremental=True)
+        sizes.append(pq.read_metadata(sorted(snaps.glob("decisions-*.parquet"))[-1]).num_rows)
+        assert len(read_log(snaps)) == 40 * (batch + 1)
+    assert sizes == [40, 40, 40]  # each part holds only the new rows
+    router.store.export_parquet(snaps)  # a full snapshot beside the parts: still read once
+    assert len(read_log(snaps)) == 120
+    router.close()

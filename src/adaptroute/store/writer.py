@@ -30,6 +30,7 @@ from ..errors import SchemaVersionError, StoreError, StoreLockedError
 from ..types import Decision, RoutingRecord
 from .base import LogBackend
 from .buffer import _Buffer, _put_decision, _put_feedback, _put_result, _to_tables
+from .export import export_parquet
 from .group_commit import GroupCommit
 from .health import WriteHealth
 from .keys import prompt_key
@@ -151,6 +152,8 @@ class LogStore(LogBackend):
         self._writing = threading.Lock()  # writing a batch; snapshot() holds it
         self._buf = _Buffer()
         self._pending = 0
+        self._staged = 0  # rows taken by a flush whose write has not ended
+        self._exported: dict[str, int] = {}  # rows of each table in incremental exports so far
         self._appends = 0
         self._seq = 0  # rows appended so far: a durable append waits for the commit of its ticket
         self._group = GroupCommit(self._flush)  # durable appends share commits (see group_commit)
@@ -209,7 +212,7 @@ class LogStore(LogBackend):
     # container per row (at a million rows, per-row tuples made the garbage collector the largest cost),
     # and the flush reads no Python object twice.
     def add_decision(self, d: Decision) -> None:
-        self._health.check_room(self._pending)  # a failing log refuses new requests past its bound
+        self._health.check_room(self._pending + self._staged)  # a failing log refuses new requests past its bound
         try:
             self._append(_put_decision, d, 1)
         except StoreError:
@@ -297,6 +300,8 @@ class LogStore(LogBackend):
                 raise
         try:
             self._write(tables)
+            with self._buf_lock:
+                self._staged -= rows
             self._health.succeeded()
         except BaseException as exc:
             self._give_back(taken, rows)
@@ -328,6 +333,7 @@ class LogStore(LogBackend):
             taken, rows = self._buf, self._pending
             if rows:
                 self._buf, self._pending = _Buffer(), 0
+                self._staged += rows  # taken, not yet written: still counted against max_unwritten_rows
                 self._room.notify_all()
             return taken, rows, self._seq
 
@@ -355,6 +361,7 @@ class LogStore(LogBackend):
         with self._buf_lock:  # keep the rows for the next attempt: nothing is dropped silently
             self._buf.prepend(taken)
             self._pending += rows
+            self._staged -= rows
 
     def _flush_loop(self) -> None:
         while True:
@@ -444,19 +451,12 @@ class LogStore(LogBackend):
         with self._db_lock:
             return {t: int(self._con.execute(COUNT_ROWS[t]).fetchall()[0][0]) for t in TABLES}
 
-    def export_parquet(self, directory: str | os.PathLike[str]) -> Path:
+    def export_parquet(self, directory: str | os.PathLike[str], *, incremental: bool = False) -> Path:
         """Snapshot every table to ``directory/<table>.parquet``: what a retrain job on another
-        process (or machine) reads while this router keeps writing."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        self.flush()
-        import pyarrow.parquet as pq
-
-        with self._db_lock:
-            for table in TABLES:
-                data = fetch_arrow(self._con, _SELECT_ALL[table])
-                pq.write_table(data, out / f"{table}.parquet")
-        return out
+        process (or machine) reads while this router keeps writing. ``incremental=True`` writes only
+        the rows appended since this store's previous incremental export, as new part files
+        (``<table>-<timestamp>.parquet``) that read_log reads together (store.export)."""
+        return export_parquet(self, directory, incremental)
 
 
 _SELECT_ALL = {table: f"SELECT * FROM {table}" for table in TABLES}
