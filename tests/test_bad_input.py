@@ -401,8 +401,8 @@ CASES: list[Case] = [
     Case("model-passed-per-call", complete(HELLO, model="gpt-4o"), ConfigError, r"pass models to Router\(models=\.\.\.\)"),
     # the model list and router settings (nothing is created: not even the log file)
     Case("model-without-price", lambda env: Router(models=["gpt-4o", "no-such-model-xyz"], store=str(env.path("r.duckdb"))),
-         UnknownPriceError, r"no price known for \['no-such-model-xyz'\]", check=lambda env: None if not env.path("r.duckdb").exists() else pytest.fail("log created")),
-    Case("model-spec-without-price", lambda env: Router(models=[ModelSpec(name="mine", litellm_model="openai/mine")]), UnknownPriceError, r"\['mine'\]"),
+         UnknownPriceError, r"no price known for 'no-such-model-xyz'", check=lambda env: None if not env.path("r.duckdb").exists() else pytest.fail("log created")),
+    Case("model-spec-without-price", lambda env: Router(models=[ModelSpec(name="mine", litellm_model="openai/mine")]), UnknownPriceError, r"no price known for 'mine' \(litellm model 'openai/mine'\)"),
     Case("models-duplicate", lambda env: Router(models=["gpt-4o", "gpt-4o"]), ConfigError, r"duplicate model names: \['gpt-4o'\]"),
     Case("models-empty", lambda env: Router(models=[]), ConfigError, "non-empty list"),
     Case("models-a-string", lambda env: Router(models="gpt-4o"), ConfigError, "non-empty list"),

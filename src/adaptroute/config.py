@@ -5,8 +5,10 @@ Environment variables (ADAPTROUTE_*) are read only at the edge (the CLI), never 
 
 from __future__ import annotations
 
+import difflib
 import math
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -17,19 +19,37 @@ from .secrecy import mask_params, secret_values
 __all__ = ["ModelSpec", "RewardWeights", "RouterSettings", "describe_validation_error"]
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """pydantic's errors as one line per field, without its documentation links."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
+def describe_validation_error(exc: ValidationError, known: Sequence[str] = (), noun: str = "field") -> str:
+    """pydantic's errors as one line per field, without its documentation links; an unknown name is
+    named with the known ones and the closest of them."""
+    parts = []
+    for e in exc.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "value"
+        if e["type"] == "extra_forbidden" and known:
+            parts.append(unknown_name(where, known, noun))
+        else:
+            parts.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+def unknown_name(name: str, known: Sequence[str], noun: str = "field") -> str:
+    """``unknown weight 'qualty' (did you mean 'quality'?); known weights: quality, cost, ...``"""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {noun} {name!r}{hint}; known {noun}s: {', '.join(known)}"
 
 
 class _Validated(BaseModel):
     """Invalid settings raise ConfigError (an AdaptRouteError and a ValueError), not pydantic's class."""
 
+    _noun: ClassVar[str] = "field"
+
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise ConfigError(f"{type(self).__name__}: {describe_validation_error(exc)}") from None
+            known = list(type(self).model_fields)
+            raise ConfigError(f"{type(self).__name__}: {describe_validation_error(exc, known, self._noun)}") from None
 
 # ModelSpec keys that are adaptroute's own; every other keyword is passed to litellm for that model.
 _OWN_FIELDS = frozenset(
@@ -59,6 +79,7 @@ class RewardWeights(_Validated):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    _noun: ClassVar[str] = "weight"
 
     quality: float = 1.0
     cost: float = 0.0
@@ -93,7 +114,8 @@ class RewardWeights(_Validated):
         try:
             return cls(**values)
         except ConfigError as exc:
-            raise ConfigError(f"weights {text!r}: {exc}") from None
+            said = str(exc).removeprefix(f"{cls.__name__}: ")
+            raise ConfigError(f"weights {text!r}: {said}") from None
 
     def vector(self) -> np.ndarray:
         """Signed weights aligned with types.TARGETS (quality, cost_usd, latency_s, failure)."""
@@ -188,6 +210,7 @@ class RouterSettings(_Validated):
     """Reliability and logging knobs of a Router (all have production defaults)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    _noun: ClassVar[str] = "setting"
 
     timeout_s: float = 60.0  # litellm's own default is 6000 s: far too long for a request path
     max_fallbacks: int = Field(default=2, ge=0, le=20)

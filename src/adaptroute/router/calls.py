@@ -1,34 +1,21 @@
 """The only place that talks to litellm: one timed call per attempt, sync or async.
 
-litellm is imported on the first call (its import takes seconds), with its price table read from the
-package rather than downloaded.
+litellm itself is loaded (and warmed up) when a Router is built: see litellm_loader.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from ..secrecy import secret_values
 from .flow import Call, CallResult
+from .litellm_loader import litellm
 from .models import PricedModel
 
 __all__ = ["CallDefaults", "call_async", "call_defaults", "call_kwargs", "call_sync", "litellm", "missing_credentials"]
 
-_module: Any = None
-
-
-def litellm() -> Any:
-    global _module
-    if _module is None:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm as module
-
-        module.suppress_debug_info = True  # no "Give Feedback" banners on every provider error
-        _module = module
-    return _module
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from .controls import ControlNote, OperatorControls, check_metadata, check_tenan
 from .cooldown import Cooldowns
 from .failures import all_failed_message
 from .flow import Call, FlowResult, Pause, RequestPlan, Score, route
+from .litellm_loader import warm_up
 from .models import PricedModel, resolve_models
 from .request_parts import _check_task, _new_id, _scores, _secrets_in, _takes_model
 from .streaming import AsyncRoutedStream, RoutedStream, first_chunk_async, first_chunk_sync
@@ -97,7 +98,14 @@ class Router:
         clock: Any = None,
         **settings: Any,
     ) -> None:
-        self.settings = RouterSettings(**settings)
+        try:
+            self.settings = RouterSettings(**settings)
+        except ConfigError as exc:
+            said = str(exc).replace("RouterSettings: ", "Router(): ", 1)
+            if "unknown setting" in said:
+                said += (". Router also takes models, reward, policy, store, scorer, seed, featurizer, hash_key, quality_bar, budget, clock; "
+                         "litellm parameters (temperature, api_base, ...) go to complete() or a ModelSpec")
+            raise ConfigError(said) from None
         self._controls = OperatorControls(quality_bar, budget, clock=clock, capacity=self.settings.pending_feedback)
         # No weights, bar or budget (and no Policy object with weights of its own): the default weights,
         # scaled to the price table (policy.constraints.default_weights), refreshed with the priors.
@@ -106,6 +114,7 @@ class Router:
             raise ConfigError(f"reward must be a RewardWeights, got {type(reward).__name__}")
         if scorer is not None and not callable(scorer):
             raise ConfigError("scorer must be callable: scorer(messages, response) -> float in [0, 1] or bool")
+        warm_up()  # litellm's import and first-call loading happen here, not in the first request's latency
         self._models: dict[str, PricedModel] = resolve_models(models)
         self._names = tuple(self._models)
         windows = [m.max_input_tokens for m in self._models.values()]

@@ -4,7 +4,8 @@ and receives the results, so the sync and async drivers in router.core share eve
 Rules: retry the same model only on transient errors (bounded); otherwise fall back to the next model
 by the policy's ranking (bounded); a context-window error moves to a model with a larger window and is
 not held against the model; a response scored below ``escalate_below`` is re-asked to the model with
-the highest predicted quality not tried yet (bounded). Every attempt is recorded.
+the highest predicted quality not tried yet, ties (before any data) broken by configured expected quality,
+else price (bounded). Every attempt is recorded.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def route(
             cooldowns.success(model.name)
             threshold = settings.escalate_below
             if quality is not None and threshold is not None and quality < threshold and escalations_left > 0:
-                stronger = _strongest_untried(plan, tried, above=plan.predicted_quality.get(model.name, -math.inf))
+                stronger = _strongest_untried(plan, tried, model.name)
                 if stronger is not None:
                     escalations_left -= 1
                     out.escalated = True
@@ -164,9 +165,18 @@ def _ranking(scores: tuple[ModelScore, ...], chosen: int) -> list[str]:
     return [scores[chosen].model] + [scores[i].model for i in order if i != chosen]
 
 
-def _strongest_untried(plan: RequestPlan, tried: set[str], above: float) -> str | None:
-    candidates = [m for m in plan.ranking if m not in tried and plan.predicted_quality.get(m, -math.inf) > above]
-    return max(candidates, key=lambda m: plan.predicted_quality[m]) if candidates else None
+def _strongest_untried(plan: RequestPlan, tried: set[str], current: str) -> str | None:
+    """The untried model stronger than ``current``: by predicted quality, and where predictions tie (a
+    fresh router predicts the same for every model) by the stated order: configured expected quality,
+    else price tier (PricedModel.stated_strength)."""
+    quality = plan.predicted_quality
+
+    def strength(name: str) -> tuple[float, tuple[float, float, float]]:
+        return round(quality.get(name, -math.inf), 6), plan.models[name].stated_strength
+
+    above = strength(current)
+    candidates = [m for m in plan.ranking if m not in tried and strength(m) > above]
+    return max(candidates, key=strength) if candidates else None
 
 
 def _next_fallback(plan: RequestPlan, tried: set[str], failed: PricedModel, failure: Failure) -> str | None:

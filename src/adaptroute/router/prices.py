@@ -1,33 +1,26 @@
-"""Model prices and context windows from litellm's bundled price table, read as JSON.
+"""Model prices and context windows from litellm's price table (``litellm.model_cost``).
 
-Reading the file directly keeps `Router(...)` from importing litellm (several seconds); the first
-routed call pays for that import instead.
+The same table litellm prices its own calls with, loaded as the host application configured litellm
+(the current table, or the copy bundled with the package when LITELLM_LOCAL_MODEL_COST_MAP=True).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
-from functools import lru_cache
-from pathlib import Path
+import difflib
 from typing import Any
 
-__all__ = ["lookup_model_info"]
+from .litellm_loader import litellm
 
-_TABLE_FILE = "model_prices_and_context_window_backup.json"
+__all__ = ["lookup_model_info", "similar_models"]
 
 
-@lru_cache(maxsize=1)
-def _price_table() -> dict[str, dict[str, Any]]:
-    spec = importlib.util.find_spec("litellm")
-    if spec is None or not spec.submodule_search_locations:
-        return {}
-    for location in spec.submodule_search_locations:
-        path = Path(location) / _TABLE_FILE
-        if path.exists():
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return {k: v for k, v in data.items() if isinstance(v, dict)}
-    return {}
+def _price_table() -> dict[str, Any]:
+    table = getattr(litellm(), "model_cost", None)
+    return table if isinstance(table, dict) else {}
+
+
+def _priced(info: Any) -> bool:
+    return isinstance(info, dict) and info.get("input_cost_per_token") is not None and info.get("output_cost_per_token") is not None
 
 
 def lookup_model_info(model: str) -> dict[str, Any] | None:
@@ -35,6 +28,13 @@ def lookup_model_info(model: str) -> dict[str, Any] | None:
     table = _price_table()
     for key in (model, model.split("/", 1)[-1]):
         info = table.get(key)
-        if info and info.get("input_cost_per_token") is not None and info.get("output_cost_per_token") is not None:
+        if _priced(info):
             return info
     return None
+
+
+def similar_models(model: str, n: int = 3) -> list[str]:
+    """Priced model names close to ``model`` (for "did you mean ...?")."""
+    names = [k for k, v in _price_table().items() if _priced(v)]
+    bare = model.split("/", 1)[-1]
+    return difflib.get_close_matches(bare, names, n=n, cutoff=0.75)
