@@ -1,7 +1,8 @@
-"""The `adaptroute` command, on top of the public API only.
+"""The `adaptroute` command, on top of the public API only (arguments in cli_parser).
 
-Long runs show progress on stderr; with --json, stdout holds exactly one JSON object.
-Environment (read here, at the edge, and nowhere else): ADAPTROUTE_SEED sets the default --seed.
+Long runs show progress on stderr; with --json, stdout holds exactly one JSON object. Every mistake
+ends in one line on stderr saying what is wrong and what to do, and exit status 2: no traceback
+(ADAPTROUTE_DEBUG=1 shows one for an unexpected error).
 """
 
 from __future__ import annotations
@@ -11,10 +12,18 @@ import json
 import math
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from .cli_parser import ARGUMENT_ERROR, build_parser, prog_of, stderr_line
+
 __all__ = ["main"]
+
+
+class CommandError(Exception):
+    """A mistake found by the CLI itself (a path it cannot write, a file of the wrong kind)."""
 
 
 def _json_default(value: Any) -> Any:
@@ -44,91 +53,77 @@ def _weights(text: str | None) -> Any:
     return RewardWeights.parse(text) if text else RewardWeights()
 
 
-def _add_common(p: argparse.ArgumentParser, *, weights: bool = True, policy: bool = True) -> None:
-    if policy:
-        p.add_argument("--policy", default="thompson", choices=["thompson", "linucb", "egreedy"])
-    if weights:
-        p.add_argument("--weights", help="reward weights per unit, e.g. quality=1,cost=200,latency=0 (per quality point, per USD, per second)")
-    p.add_argument("--seed", type=int, default=int(os.environ.get("ADAPTROUTE_SEED", "0")))
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+_IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="adaptroute", description="Adaptive LLM routing: demo, offline simulation, off-policy evaluation, tuning, reports.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    demo = sub.add_parser("demo", help="route a generated workload through the real Router (offline, mocked providers)")
-    demo.add_argument("--out", default="out/demo", help="folder for the log, report.md and plots")
-    demo.add_argument("--requests", type=int, default=2000)
-    demo.add_argument("--concurrency", type=int, default=100)
-    demo.add_argument("--seed", type=int, default=int(os.environ.get("ADAPTROUTE_SEED", "0")))
-
-    sim = sub.add_parser("simulate", help="replay full-information benchmark data through a policy")
-    sim.add_argument("data", help="RouterBench CSV / folder, or long-format parquet/CSV/JSONL")
-    sim.add_argument("--passes", type=int, default=1)
-    sim.add_argument("--warm-start", dest="warm_start",
-                     help="full-information data to fit the policy on first (its prior precision chosen by evidence)")
-    sim.add_argument("--priors", help='JSON file of what is known per model before its first request, e.g. '
-                     '{"gpt-4o": {"quality": 0.9}} (fields: quality, cost_usd, latency_s)')
-    sim.add_argument("--bar", help="quality bar per task, e.g. extract=0.95,draft=0.8 (*=0.7 for the other tasks), "
-                     "one number for every task (0.9), or 0.9*best (within 90%% of the best model). Without --weights, "
-                     "--bar or --budget-per-request the default bar 0.9*best applies")
-    sim.add_argument("--budget-per-request", dest="budget_per_request", type=float, metavar="USD",
-                     help="mean spend per request to pace to (a hard cap on the run's total)")
-    sim.add_argument("--allow-pickle", action="store_true",
-                     help="allow reading RouterBench's pandas pickle: unpickling runs code from the file, so only for files you trust")
-    _add_common(sim)
-
-    rep = sub.add_parser("replay", help="off-policy evaluation of a policy / weights on a router log")
-    rep.add_argument("log", help="a .duckdb log, a glob of them, or a folder of Parquet snapshots")
-    rep.add_argument("--estimator", default="dr", choices=["ips", "snips", "dm", "dr", "switch-dr"])
-    rep.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the interval")
-    _add_common(rep)
-
-    tune = sub.add_parser("tune", help="sweep reward weights and keep the quality/cost(/latency) frontier")
-    tune.add_argument("data", metavar="DATA_OR_LOG")
-    tune.add_argument("--grid", nargs="*", default=None, help="e.g. cost=0,50,200 latency=0,0.1 (quality stays 1)")
-    tune.add_argument("--target", default="quality>=0.95*best", help="constraint the chosen weights must meet")
-    tune.add_argument("--plot", help="PNG path for the frontier plot")
-    tune.add_argument("--bar", nargs="*", default=None, metavar="BAR",
-                      help="sweep quality bars instead of weights (on data): each BAR as for simulate --bar, e.g. "
-                           "0.8 0.9 extract=0.95,draft=0.8; --bar alone: each task at 0.8-0.98 x its best model")
-    tune.add_argument("--allow-pickle", action="store_true")
-    _add_common(tune, weights=False)
-
-    rpt = sub.add_parser("report", help="cost per completed task, latency, retries, escalations, savings, from a log")
-    rpt.add_argument("log")
-    rpt.add_argument("--plot", help="folder for PNG plots of model shares over time")
-    rpt.add_argument("--pass-threshold", type=float, default=0.5, help="quality at which a task counts as completed")
-    rpt.add_argument("--json", action="store_true")
-
-    mig = sub.add_parser("migrate", help="bring a closed log file written by an older adaptroute to this schema version")
-    mig.add_argument("log", help="a .duckdb log file no process has open")
-
-    srv = sub.add_parser("serve", help="run the OpenAI-compatible routing gateway (needs adaptroute[server])")
-    srv.add_argument("--config", help="the gateway's TOML config file (see examples/gateway.toml)")
-    srv.add_argument("--check", nargs="?", const=True, metavar="CONFIG",
-                     help="validate the config (this file, or --config's) and exit without serving")
-    srv.add_argument("--host", help="address to bind (default: server.host, else 127.0.0.1)")
-    srv.add_argument("--port", type=int, help="port (default: server.port, else 4000)")
-    srv.add_argument("--workers", type=int, help="worker processes, each with its own Router (more than 1 needs a PostgreSQL store)")
-    return parser
+def plot_path(value: str | None, default_name: str) -> Path | None:
+    """What --plot means everywhere: an image file (.png, .svg or .pdf); a folder (one that exists, or a
+    path ending in / or without a suffix) gets ``default_name`` inside. Checked before any work, so a
+    long run never ends in an unwritable path."""
+    if not value:
+        return None
+    path = Path(value)
+    if value.endswith(("/", os.sep)) or path.is_dir() or not path.suffix:
+        path = path / default_name
+    elif path.suffix.lower() not in _IMAGE_SUFFIXES:
+        raise CommandError(f"--plot {value}: expected a .png, .svg or .pdf file, or a folder to put {default_name} in")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f"--plot {value}: cannot create folder {folder}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise CommandError(f"--plot {value}: {path} is not writable (permission denied): choose another path")
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    raw = list(sys.argv[1:] if argv is None else argv)
+    prog = prog_of(raw)
+    try:
+        args = build_parser().parse_args(raw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # results carry their warnings (tables and JSON): no Python warning lines
+            return int(_COMMANDS[args.command](args) or 0)
+    except SystemExit as exc:  # argparse: --help, --version (0) or a mistake (2, already said in one line)
+        return int(exc.code) if isinstance(exc.code, int) else ARGUMENT_ERROR
+    except KeyboardInterrupt:
+        stderr_line(f"{prog}: interrupted")
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        stderr_line(f"{prog}: stopped: the program reading the output closed it (as `| head` does)")
+        return ARGUMENT_ERROR
+    except Exception as exc:  # noqa: BLE001 - the one place that turns every failure into one line
+        return _fail(prog, exc)
+
+
+def _fail(prog: str, exc: BaseException) -> int:
     from .errors import AdaptRouteError
 
-    args = build_parser().parse_args(argv)
+    if isinstance(exc, (AdaptRouteError, CommandError)):
+        stderr_line(f"{prog}: error: {exc}")
+    elif isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        stderr_line(f"{prog}: error:{where}: {exc.strerror or exc}")
+    else:
+        if os.environ.get("ADAPTROUTE_DEBUG"):
+            raise exc
+        stderr_line(f"{prog}: error: {type(exc).__name__}: {exc} (unexpected; ADAPTROUTE_DEBUG=1 shows the traceback)")
+    return ARGUMENT_ERROR
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, Python flushes stdout again at exit and fails once more: point it at devnull."""
     try:
-        return int(_COMMANDS[args.command](args) or 0)
-    except AdaptRouteError as exc:
-        print(f"adaptroute {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _demo(args: argparse.Namespace) -> int:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # the demo's own choice: offline prices
     from .demo import run_demo
 
     summary = run_demo(args.out, requests=args.requests, concurrency=args.concurrency, seed=args.seed)
@@ -163,21 +158,25 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from .policy import make_policy
-    from .replay.ope import evaluate, format_text
-    from .store import read_log
-
     from dataclasses import replace
 
+    from .policy import load_policy, make_policy
+    from .replay.ope import evaluate, format_text
     from .reward import logged_weights
+    from .store import read_log
 
     batch = read_log(args.log)
     logged, _ = logged_weights(batch)
     # Without --weights the candidate is scored under the weights the log was collected under.
     weights = _weights(args.weights) if args.weights or logged is None else logged
-    source = "logged" if not args.weights and logged is not None else "given" if args.weights else "default"
-    candidate = make_policy(args.policy, weights=weights, seed=args.seed)
-    result = evaluate(batch, candidate, weights, args.estimator, n_boot=args.bootstrap, seed=args.seed)
+    source = "given" if args.weights else "logged" if logged is not None else "default"
+    if args.policy_file:
+        candidate, _ = load_policy(args.policy_file)
+        candidate.weights = weights
+    else:
+        candidate = make_policy(args.policy, weights=weights, seed=args.seed)
+    result = evaluate(batch, candidate, weights, args.estimator, n_boot=args.bootstrap, seed=args.seed,
+                      refit=not args.policy_file, always=args.always)
     result = replace(result, weights_source=source)
     if args.json:
         _print_json(result.to_dict())
@@ -189,29 +188,32 @@ def _replay(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace) -> int:
     from .replay.tune import format_tuning, tune
 
+    plot = plot_path(args.plot, "frontier.png")
     result = tune(args.data, grid=args.grid, target=args.target, policy=args.policy, seed=args.seed,
-                  plot=args.plot, allow_pickle=args.allow_pickle, progress=not args.json, bars=args.bar)
+                  plot=plot, allow_pickle=args.allow_pickle, progress=not args.json, bars=args.bar)
     if args.json:
-        _print_json(result.to_dict())
+        _print_json({**result.to_dict(), "plots": [str(plot)] if plot else []})
     else:
         print(format_tuning(result))
+        if plot:
+            print(f"Plot: {plot}")
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .replay.report import format_report, plot_report, report
+    from .replay.report import format_report, plot_report, report, savings_note
+    from .replay.report_controls import controls_report, format_controls, plot_budget
     from .store import read_log
 
-    from .replay.report_controls import controls_report, format_controls, plot_budget
-
+    plot = plot_path(args.plot, "model_shares.png")
     batch = read_log(args.log)
     reports = report(batch, pass_threshold=args.pass_threshold)
     controls = controls_report(batch)
-    plots = [str(p) for p in plot_report(batch, args.plot)] if args.plot else []
-    budget_plot = plot_budget(batch, args.plot) if args.plot else None
+    plots = [str(p) for p in plot_report(batch, plot)] if plot else []
+    budget_plot = plot_budget(batch, plot.parent) if plot else None  # beside it, when a budget was in use
     plots += [str(budget_plot)] if budget_plot else []
     if args.json:
-        _print_json({"tasks": {k: v.to_dict() for k, v in reports.items()},
+        _print_json({"tasks": {k: v.to_dict() for k, v in reports.items()}, "savings_basis": savings_note(reports),
                      "controls": {k: v.to_dict() for k, v in controls.items()}, "plots": plots})
     else:
         print(format_report(reports))
@@ -252,8 +254,8 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"migrate": _migrate, "demo": _demo, "simulate": _simulate, "replay": _replay, "tune": _tune, "report": _report, "serve": _serve}
+_COMMANDS = {"demo": _demo, "simulate": _simulate, "replay": _replay, "tune": _tune, "report": _report,
+             "migrate": _migrate, "serve": _serve}
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
-

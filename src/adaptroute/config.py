@@ -231,6 +231,8 @@ class RouterSettings(_Validated):
     # store.overflow, not logged).
     sync_interval_s: float = Field(default=2.0, ge=0)
     max_buffered_rows: int = Field(default=1_000_000, ge=1)
+    snapshot_dir: str | None = None  # Parquet snapshots of the log for `adaptroute report DIR` while running
+    snapshot_interval_s: float = Field(default=60.0, gt=0)
 
     @field_validator("timeout_s")
     @classmethod

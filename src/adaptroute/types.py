@@ -223,6 +223,11 @@ class LoggedBatch:
     weights: np.ndarray | None = None
     # what operator controls did and saved, per decision (schema version 3); None: not known for any row
     controls: ControlColumns | None = None
+    # (n, 2) each request's own tokens: prompt tokens (as first counted) and the answer's tokens; NaN where
+    # unknown. None: not known for any row.
+    tokens: np.ndarray | None = None
+    # Per model, the (input, output) price per token its logged calls imply (see store.reader).
+    model_prices: dict[str, tuple[float, float]] | None = None
 
     def __len__(self) -> int:
         return int(self.chosen.shape[0])

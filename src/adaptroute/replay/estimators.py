@@ -175,7 +175,11 @@ def diagnose(pi: np.ndarray, a: np.ndarray, p: np.ndarray, probabilities: np.nda
             "differently, and such an estimate is meaningless; DM rests entirely on the reward model"
         )
     threshold = max(_MIN_ESS, _MIN_ESS_SHARE * n)
-    if ess < threshold:
+    if n < _MIN_ESS:
+        messages.append(f"only {n} decisions: too few for a reliable estimate; intervals are wide and may be optimistic")
+    # Low ESS means poor overlap only when it is well below the rows there are (ESS 21.9 of 22 rows is a
+    # small sample, said above, not a candidate that disagrees with the logger).
+    if ess < threshold and ess < 0.5 * n:
         messages.append(
             f"effective sample size {ess:.1f} is below {threshold:.0f} (max(30, 1% of {n} rows)): the candidate "
             "rarely picks what the logging policy picked, so a few rows carry importance-weighted estimates (and "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,8 @@ from ..policy.base import Policy
 from ..reward import rewards
 from ..types import TARGETS, LoggedBatch, Observations
 from .estimators import (
+    DEFAULT_SWITCH_TAU,
+    ESTIMATORS,
     Estimator,
     EstimatorWarning,
     SwitchDR,
@@ -28,14 +30,22 @@ from .estimators import (
     bootstrap_ratios,
     check_propensities,
     diagnose,
+    importance_weights,
     make_estimator,
     percentile_interval,
 )
+from .trust import advise
 
 __all__ = ["COMPONENTS", "Estimate", "OPEResult", "cross_fit", "evaluate", "format_text"]
 
 # Reward components reported next to the reward, in TARGETS order ("failure" is the failed-request rate).
 COMPONENTS: tuple[str, ...] = TARGETS
+# What each component can be: estimates and interval ends are clipped to it (an importance-weighted
+# estimate of a rate can leave [0, 1]; the quantity cannot).
+_RANGES: dict[str, tuple[float, float]] = {
+    "quality": (0.0, 1.0), "cost_usd": (0.0, math.inf), "latency_s": (0.0, math.inf), "failure": (0.0, 1.0),
+}
+_ZERO = 1e-12  # values this close to 0 are float noise of a sum that cancels: shown as 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +56,17 @@ class Estimate:
     low: float
     high: float
     n: int
+
+    def clipped(self, low: float = -math.inf, high: float = math.inf) -> Estimate:
+        """Clipped to what the quantity allows, with float noise around 0 shown as 0."""
+
+        def fix(x: float) -> float:
+            if not math.isfinite(x) and not math.isinf(x):
+                return x
+            x = min(max(x, low), high)
+            return 0.0 if abs(x) < _ZERO else x
+
+        return Estimate(fix(self.value), fix(self.low), fix(self.high), self.n)
 
 
 @dataclass(frozen=True)
@@ -72,6 +93,10 @@ class OPEResult:
     folds: int
     switch_tau: float | None = None
     weights_source: str = "given"  # "given", or "logged" (the weights the log's latest decision was made under)
+    by_estimator: dict[str, Estimate] = field(default_factory=dict)  # the reward by every estimator, same resamples
+    trusted: str | None = None  # the estimator to read, given ESS and overlap (None: none is reliable)
+    trust_reason: str = ""
+    max_weight: float = math.nan  # the largest importance weight pi/p among the rows used
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only; NaN and infinities become None."""
@@ -96,6 +121,10 @@ class OPEResult:
                 "folds": self.folds,
                 "switch_tau": self.switch_tau,
                 "weights_source": self.weights_source,
+                "by_estimator": self.by_estimator,
+                "trusted": self.trusted,
+                "trust_reason": self.trust_reason,
+                "max_weight": self.max_weight,
             }
         )
 
@@ -212,10 +241,12 @@ def _estimates(
     n_boot: int,
     seed: np.random.SeedSequence,
     confidence: float,
-) -> tuple[Estimate, dict[str, Estimate], Estimate, dict[str, Estimate], Estimate]:
-    """The candidate's reward and components by ``method``, the logged policy's observed ones, and the
-    gain, all bootstrapped with the same resamples. q_hat for the reward is the fitted model's means
-    combined with the weights; each component uses its own predicted mean."""
+    others: tuple[Estimator, ...] = (),
+) -> tuple[Estimate, dict[str, Estimate], Estimate, dict[str, Estimate], Estimate, dict[str, Estimate]]:
+    """The candidate's reward and components by ``method``, the logged policy's observed ones, the
+    gain, and the reward by each of ``others``, all bootstrapped with the same resamples. q_hat for the
+    reward is the fitted model's means combined with the weights; each component uses its own predicted
+    mean. Components are clipped to what they can be; the reward to at most the quality weight."""
     targets = {"reward": (logged.reward, means @ weights.vector())}
     for t, name in enumerate(COMPONENTS):
         targets[name] = (logged.components[name], means[:, :, t])
@@ -228,21 +259,29 @@ def _estimates(
         r = np.where(seen, r, 0.0)
         candidate_terms.append(method.terms(pi, a, p, r, q_hat).restrict(seen))
         logged_terms.append(Terms(r, seen.astype(float)))
-    every = candidate_terms + logged_terms
+    reward, reward_hat = np.where(np.isfinite(logged.reward), logged.reward, 0.0), targets["reward"][1]
+    other_terms = [o.terms(pi, a, p, reward, reward_hat) for o in others]
+    every = candidate_terms + logged_terms + other_terms
     replicates = bootstrap_ratios(
         np.column_stack([t.num for t in every]), np.column_stack([t.den for t in every]), n_boot=n_boot, seed=seed
     )
     low, high = percentile_interval(replicates, confidence)
-    out = [
-        Estimate(t.value(), float(lo), float(hi), c) for t, lo, hi, c in zip(every, low, high, counts * 2, strict=True)
-    ]
     m = len(targets)
+    sizes = counts * 2 + [counts[0]] * len(others)
+    bounds = [(-math.inf, weights.quality)] + [_RANGES[name] for name in COMPONENTS]
+    bounds = bounds * 2 + [bounds[0]] * len(others)
+    out = [
+        Estimate(t.value(), float(lo), float(hi), c).clipped(*bound)
+        for t, lo, hi, c, bound in zip(every, low, high, sizes, bounds, strict=True)
+    ]
     # Paired: both values move together under each resample, so the gain's interval is much tighter
     # than the two separate intervals suggest.
     gain_low, gain_high = percentile_interval(replicates[:, 0] - replicates[:, m], confidence)
-    gain = Estimate(out[0].value - out[m].value, float(gain_low[0]), float(gain_high[0]), counts[0])
+    gain = Estimate(out[0].value - out[m].value, float(gain_low[0]), float(gain_high[0]), counts[0]).clipped()
     names = list(targets)[1:]
-    return out[0], dict(zip(names, out[1:m], strict=True)), out[m], dict(zip(names, out[m + 1 :], strict=True)), gain
+    by_other = {o.name: e for o, e in zip(others, out[2 * m :], strict=True)}
+    return (out[0], dict(zip(names, out[1:m], strict=True)), out[m], dict(zip(names, out[m + 1 : 2 * m], strict=True)),
+            gain, by_other)
 
 
 def evaluate(
@@ -256,9 +295,16 @@ def evaluate(
     folds: int = 5,
     switch_tau: float | None = None,
     confidence: float = 0.95,
+    refit: bool = True,
+    always: str | None = None,
 ) -> OPEResult:
     """Estimate the reward ``candidate`` would have earned on ``batch`` under ``weights`` (default: the
     candidate's own), with each component, bootstrap intervals and the logged policy's value beside it.
+
+    ``refit=True`` (a policy kind and its settings): the candidate learns from the log, cross-fitted.
+    ``refit=False`` (a trained policy, e.g. from a saved file): its probabilities are used as they are;
+    only DR's reward model is cross-fitted. ``always="gpt-4o"``: the policy that always picks that model.
+    The reward is also given by every estimator (``by_estimator``), with which one to trust and why.
 
     Raises EstimatorError for propensities <= 0 or NaN among the rows used, or when no row is usable.
     Emits an EstimatorWarning for each entry of ``result.warnings`` (tiny ESS, deterministic logging,
@@ -277,17 +323,31 @@ def evaluate(
         raise EstimatorError(f"need n_boot >= 1 and confidence in (0, 1), got {n_boot} and {confidence}")
     fold_seed, boot_seed = np.random.SeedSequence(seed).spawn(2)
     pi, means = cross_fit(batch, candidate, weights, rows, folds=folds, seed=fold_seed)
+    label = str(getattr(candidate, "name", type(candidate).__name__))
+    if always is not None:
+        pi, label = _always(batch, always, rows.shape[0]), f"always {always}"
+    elif not refit:
+        eligible = np.asarray(batch.probabilities)[rows] > 0
+        eligible[np.arange(rows.shape[0]), a] = True
+        pi = candidate.predict_batch(np.asarray(batch.features)[rows], eligible, batch.models).probabilities
+        label = f"{label} (as trained)"
 
-    reward, components, logged_reward, logged_components, gain = _estimates(
-        method, pi, a, p, means, logged, weights, n_boot=n_boot, seed=boot_seed, confidence=confidence
+    others = tuple(SwitchDR(DEFAULT_SWITCH_TAU) if n == "switch-dr" else cls() for n, cls in ESTIMATORS.items()
+                   if n != method.name)
+    reward, components, logged_reward, logged_components, gain, by_other = _estimates(
+        method, pi, a, p, means, logged, weights, n_boot=n_boot, seed=boot_seed, confidence=confidence, others=others
     )
+    by_estimator = {n: reward if n == method.name else by_other[n] for n in ESTIMATORS}
     diagnostics = diagnose(pi, a, p, np.asarray(batch.probabilities)[rows])
+    max_weight = float(importance_weights(pi, a, p).max())
+    advice = advise(by_estimator, n=int(rows.shape[0]), ess=diagnostics.ess, max_weight=max_weight,
+                    deterministic=diagnostics.deterministic)
     messages = diagnostics.warnings + logged.notes
     for message in messages:
         warnings.warn(message, EstimatorWarning, stacklevel=2)
     return OPEResult(
         estimator=method.name,
-        policy=str(getattr(candidate, "name", type(candidate).__name__)),
+        policy=label,
         weights=weights.model_dump(),
         reward=reward,
         components=components,
@@ -304,7 +364,23 @@ def evaluate(
         seed=int(seed),
         folds=int(folds),
         switch_tau=method.tau if isinstance(method, SwitchDR) else None,
+        by_estimator=by_estimator,
+        trusted=advice.trusted,
+        trust_reason=advice.reason,
+        max_weight=max_weight,
     )
+
+
+def _always(batch: LoggedBatch, model: str, n: int) -> np.ndarray:
+    """Probabilities of the policy that always picks ``model`` (one-hot over batch.models)."""
+    if model not in batch.models:
+        raise EstimatorError(
+            f"model {model!r} never appears in the log, so what it would have done cannot be estimated; "
+            f"the log has: {', '.join(batch.models)}"
+        )
+    pi = np.zeros((n, len(batch.models)))
+    pi[:, batch.models.index(model)] = 1.0
+    return pi
 
 
 def _number(x: float) -> str:
@@ -333,6 +409,11 @@ def format_text(result: OPEResult) -> str:
     for name, estimate in result.components.items():
         lines.append(f"| {name} | {_cell(estimate)} | {_cell(result.logged_components[name])} |")
     lines += ["", f"reward gain over the logged policy: {_cell(result.gain)}"]
+    if result.by_estimator:
+        cells = ", ".join(f"{name.upper()} {_cell(e)}" for name, e in result.by_estimator.items())
+        lines += ["", f"reward by every estimator: {cells}"]
+        verdict = f"trust {result.trusted.upper()}" if result.trusted else "trust none of them yet"
+        lines += [f"which to trust: {verdict}: {result.trust_reason}"]
     if result.warnings:
         lines += ["", "warnings:"] + [f"- {m}" for m in result.warnings]
     return "\n".join(lines)

@@ -5,8 +5,11 @@
 - retry rate (a same-model retry), fallback rate (another model after an error), escalation rate
   (another model after a low score; the design's "escalation" counts fallbacks too: see both);
 - model shares (the model that produced the answer);
-- savings against always using the priciest model, estimated from that model's mean observed cost
-  per call on the same task (so it needs that model to appear in the log).
+- savings against always using the premium model: the counterfactual is that model's price (per input
+  and per output token, as its own logged calls imply) times each request's own tokens (its prompt, and
+  the answer it got), against what the router actually spent on those requests, escalations and
+  fallbacks included. The premium model is the one that would have cost most on this traffic (so it
+  must appear in the log). Requests with no tokens (every call failed) are left out of both sides.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..types import LoggedBatch
 
-__all__ = ["TaskReport", "format_report", "plot_report", "report"]
+__all__ = ["TaskReport", "format_report", "plot_report", "report", "savings_note"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +47,10 @@ class TaskReport:
     model_shares: dict[str, float]
     settled_on: dict[str, float]  # the policy's first choices over the last quarter of the task's requests
     premium_model: str | None
-    premium_spend_estimate_usd: float | None
-    savings_vs_premium: float | None
+    premium_spend_estimate_usd: float | None  # the premium model's price x these requests' own tokens
+    savings_vs_premium: float | None  # 1 - what the router spent on those requests / that counterfactual
+    premium_price_per_million_tokens: tuple[float, float] | None = None  # (input, output), implied by its calls
+    savings_requests: int = 0  # requests in the comparison (those with known tokens)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,36 +64,36 @@ def report(batch: LoggedBatch, pass_threshold: float = 0.5) -> dict[str, TaskRep
     """Per-task reports plus "all" (keys: task names, then "all")."""
     if not isinstance(pass_threshold, (int, float)) or not 0.0 <= float(pass_threshold) <= 1.0:  # NaN fails too
         raise ConfigError(f"pass_threshold must be a quality in [0, 1], got {pass_threshold!r}")
-    answered = batch.executed >= 0
-    k = len(batch.models)
-    # mean observed cost per call of each model, per task and overall (for the premium counterfactual)
-    premium = None
-    if answered.any():
-        overall = np.array([batch.cost_usd[answered & (batch.executed == m)].mean() if np.any(answered & (batch.executed == m)) else np.nan for m in range(k)])
-        if np.isfinite(overall).any():
-            premium = int(np.nanargmax(overall))
+    premium = _premium(batch)
     out: dict[str, TaskReport] = {}
     tasks = sorted({str(t) for t in batch.tasks})
     for task in [*tasks, "all"]:
         rows = np.ones(len(batch), dtype=bool) if task == "all" else batch.tasks == task
-        out[task] = _task_report(batch, rows, task, pass_threshold, premium, tasks)
+        out[task] = _task_report(batch, rows, task, pass_threshold, premium)
     return out
 
 
-def _premium_cost(batch: LoggedBatch, rows: np.ndarray, premium: int, tasks: list[str]) -> float | None:
-    total = 0.0
-    for task in tasks:
-        in_task = rows & (batch.tasks == task)
-        if not in_task.any():
-            continue
-        seen = (batch.tasks == task) & (batch.executed == premium)
-        if not seen.any():
-            seen = batch.executed == premium  # never ran on this task: its overall mean
-        total += float(in_task.sum()) * float(batch.cost_usd[seen].mean())
-    return total
+@dataclass(frozen=True, slots=True)
+class _Premium:
+    model: str
+    price: tuple[float, float]  # USD per input token, per output token
+    cost: np.ndarray  # per request: price x its own tokens (NaN where its tokens are unknown)
 
 
-def _task_report(batch: LoggedBatch, rows: np.ndarray, task: str, threshold: float, premium: int | None, tasks: list[str]) -> TaskReport:
+def _premium(batch: LoggedBatch) -> _Premium | None:
+    """The model that would have cost most had it answered every request, and what each would have cost."""
+    tokens, prices = batch.tokens, batch.model_prices or {}
+    if tokens is None or not prices or not len(batch):
+        return None
+    known = np.isfinite(tokens).all(axis=1)
+    if not known.any():
+        return None
+    totals = {m: float((tokens[known] @ np.asarray(p)).sum()) for m, p in prices.items()}
+    model = max(totals, key=lambda m: totals[m])
+    return _Premium(model, prices[model], tokens @ np.asarray(prices[model]))
+
+
+def _task_report(batch: LoggedBatch, rows: np.ndarray, task: str, threshold: float, premium: _Premium | None) -> TaskReport:
     n = int(rows.sum())
     answered = rows & (batch.executed >= 0)
     quality = batch.quality[rows]
@@ -98,7 +103,15 @@ def _task_report(batch: LoggedBatch, rows: np.ndarray, task: str, threshold: flo
     latency = batch.latency_s[answered]
     latency = latency[np.isfinite(latency)]
     shares = np.bincount(batch.executed[answered], minlength=len(batch.models)) / max(int(answered.sum()), 1)
-    premium_spend = _premium_cost(batch, rows, premium, tasks) if premium is not None else None
+    premium_spend = savings = None
+    compared = 0
+    if premium is not None:
+        same = rows & np.isfinite(premium.cost)  # both sides on the same requests
+        compared = int(same.sum())
+        if compared:
+            premium_spend = float(premium.cost[same].sum())
+            spent = float(np.nansum(batch.cost_usd[same]))
+            savings = 1.0 - spent / premium_spend if premium_spend > 0 else None
     rate = (lambda flags: float(flags[rows].mean()) if n else 0.0)
     order = np.flatnonzero(rows)[np.argsort(batch.ts[rows], kind="stable")]
     late = order[len(order) - max(1, len(order) // 4):] if len(order) else order
@@ -122,9 +135,11 @@ def _task_report(batch: LoggedBatch, rows: np.ndarray, task: str, threshold: flo
         failure_rate=rate(batch.failed),
         model_shares={m: float(s) for m, s in zip(batch.models, shares, strict=True) if s > 0},
         settled_on={m: float(s) for m, s in zip(batch.models, late_shares, strict=True) if s > 0},
-        premium_model=batch.models[premium] if premium is not None else None,
+        premium_model=premium.model if premium is not None else None,
         premium_spend_estimate_usd=premium_spend,
-        savings_vs_premium=(1.0 - spend / premium_spend) if premium_spend else None,
+        savings_vs_premium=savings,
+        premium_price_per_million_tokens=(premium.price[0] * 1e6, premium.price[1] * 1e6) if premium else None,
+        savings_requests=compared,
     )
 
 
@@ -156,22 +171,38 @@ def format_report(reports: dict[str, TaskReport]) -> str:
     for r in reports.values():
         shares = ", ".join(f"{m} {100 * s:.0f}%" for m, s in sorted(r.model_shares.items(), key=lambda kv: -kv[1]) if s >= 0.01)
         lines.append(f"- {r.task}: {shares or 'no answers'}")
-    premium = next(iter(reports.values())).premium_model if reports else None
-    if premium:
-        lines.append(f"\nPremium model for savings: {premium} (highest mean observed cost per call).")
+    note = savings_note(reports)
+    if note:
+        lines.append(f"\n{note}")
     return "\n".join(lines)
 
 
-def plot_report(batch: LoggedBatch, directory: str | Path, window: int = 50) -> list[Path]:
-    """One PNG, one panel per task: the share of each model among the policy's first choices over the
-    last ``window`` requests of that task (a trailing mean, so the curve at request i uses only the past)."""
+def savings_note(reports: dict[str, TaskReport]) -> str | None:
+    """How "savings vs premium" was computed, in words (for the report and its JSON)."""
+    overall = reports.get("all")
+    if overall is None or overall.premium_model is None or overall.premium_price_per_million_tokens is None:
+        return None
+    price_in, price_out = overall.premium_price_per_million_tokens
+    return (f"Savings vs premium: against always {overall.premium_model} (the model that would have cost most on "
+            f"this traffic), priced at ${price_in:.4g} per million input and ${price_out:.4g} per million output "
+            f"tokens (what its own logged calls imply) times each request's own tokens (its prompt and the answer "
+            f"it got), over the {overall.savings_requests} requests with known tokens; the router's side counts "
+            "every call it made for them, escalations and fallbacks included.")
+
+
+def plot_report(batch: LoggedBatch, path: str | Path, window: int = 50) -> list[Path]:
+    """One PNG (``path``; a folder or a path without a suffix gets model_shares.png inside), one panel
+    per task: the share of each model among the policy's first choices over the last ``window``
+    requests of that task (a trailing mean, so the curve at request i uses only the past)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out_dir = Path(directory)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    target = Path(path)
+    if target.is_dir() or not target.suffix:
+        target = target / "model_shares.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
     tasks = sorted({str(t) for t in batch.tasks})
     if not tasks:
         return []
@@ -195,10 +226,9 @@ def plot_report(batch: LoggedBatch, directory: str | Path, window: int = 50) -> 
         ax.legend(fontsize=6, loc="center right", ncol=1)
     axes[-1, 0].set_xlabel("request number within the task")
     fig.tight_layout()
-    path = out_dir / "model_shares.png"
-    fig.savefig(path, dpi=110)
+    fig.savefig(target, dpi=110)
     plt.close(fig)
-    return [path]
+    return [target]
 
 
 def _safe(name: str) -> str:

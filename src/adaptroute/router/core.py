@@ -11,7 +11,8 @@ import threading
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,12 +33,16 @@ from .cooldown import Cooldowns
 from .failures import all_failed_message
 from .flow import Call, FlowResult, Pause, RequestPlan, Score, route
 from .litellm_loader import warm_up
+from .live import Snapshots
 from .models import PricedModel, resolve_models
-from .request_parts import _check_task, _new_id, _scores, _secrets_in, _takes_model
+from .request_parts import router_settings, _check_task, _new_id, _scores, _secrets_in, _takes_model
 from .streaming import AsyncRoutedStream, RoutedStream, first_chunk_async, first_chunk_sync
 from .learning import Learner, warm_start_batch
 from .shared_tasks import SharedTasks
 from .sync import ReplicaSync
+
+if TYPE_CHECKING:
+    from ..replay.report import TaskReport
 
 __all__ = ["Router"]
 
@@ -98,14 +103,7 @@ class Router:
         clock: Any = None,
         **settings: Any,
     ) -> None:
-        try:
-            self.settings = RouterSettings(**settings)
-        except ConfigError as exc:
-            said = str(exc).replace("RouterSettings: ", "Router(): ", 1)
-            if "unknown setting" in said:
-                said += (". Router also takes models, reward, policy, store, scorer, seed, featurizer, hash_key, quality_bar, budget, clock; "
-                         "litellm parameters (temperature, api_base, ...) go to complete() or a ModelSpec")
-            raise ConfigError(said) from None
+        self.settings = router_settings(settings)
         self._controls = OperatorControls(quality_bar, budget, clock=clock, capacity=self.settings.pending_feedback)
         # No weights, bar or budget (and no Policy object with weights of its own): the default weights,
         # scaled to the price table (policy.constraints.default_weights), refreshed with the priors.
@@ -157,6 +155,8 @@ class Router:
         self._learner = Learner(chosen_policy, self._store, self.settings.pending_feedback)
         self._learner.on_conclude = lambda decision, record: self._controls.concluded(decision.id, record.cost_usd, record.quality)
         self._learner.on_feedback = self._controls.feedback
+        self._snapshots = (Snapshots(self._store, self.settings.snapshot_dir, self.settings.snapshot_interval_s)
+                           if self.settings.snapshot_dir else None)
         self._prompt_hash = PromptHasher(self._store.hash_key)
         self._batches = BatchLane(self)
         self._refresh_priors()
@@ -571,8 +571,25 @@ class Router:
             if name not in policy.models:
                 policy.add_model(name, model.prior(typical_in, typical_out))
 
+    def report(self, pass_threshold: float = 0.5) -> dict[str, TaskReport]:
+        """What `adaptroute report` shows, from this router's live log: per task and "all", cost per
+        completed task, latency, retry/fallback/escalation rates, savings against the premium model."""
+        from ..replay.report import report
+
+        return report(read_log(self._store), pass_threshold=pass_threshold)
+
+    def snapshot(self) -> list[Path]:
+        """Write the log's new rows to ``snapshot_dir`` now (also done every ``snapshot_interval_s``
+        and at close); `adaptroute report SNAPSHOT_DIR` reads them from another process."""
+        if self._snapshots is None:
+            raise ConfigError("snapshot(): this router has no snapshot_dir (Router(..., snapshot_dir='snapshots/'))")
+        return self._snapshots.write()
+
     def close(self) -> None:
         """Flush the log and close it (if the router opened it)."""
+        if self._snapshots is not None:
+            self._snapshots.close()
+            self._snapshots = None
         if self._sync is not None:
             self._sync.close()
         if self._owns_store:

@@ -1,4 +1,4 @@
-"""Small per-request pieces of Router: decision ids, task and scorer checks, the scores a record
+"""Small per-request pieces of Router: its settings, decision ids, task and scorer checks, the scores a record
 carries, and the secrets a call's own parameters bring."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import inspect
 import os
 from typing import Any
 
+from ..config import RouterSettings
 from ..errors import ConfigError
 from ..policy import Prediction
 from ..secrecy import secret_values
@@ -55,3 +56,15 @@ def _secrets_in(kwargs: dict[str, Any]) -> tuple[str, ...]:
     """The credentials a call's own parameters send (api_key=, extra_headers=, an api_base with a
     password, ...), found as for a ModelSpec's (adaptroute.secrecy.secret_values)."""
     return tuple(secret_values(kwargs)) if kwargs else ()
+
+
+def router_settings(settings: dict[str, Any]) -> RouterSettings:
+    """Router's keyword settings, validated; a mistake is said in Router's terms (not RouterSettings')."""
+    try:
+        return RouterSettings(**settings)
+    except ConfigError as exc:
+        said = str(exc).replace("RouterSettings: ", "Router(): ", 1)
+        if "unknown setting" in said:
+            said += (". Router also takes models, reward, policy, store, scorer, seed, featurizer, hash_key, quality_bar, budget, clock; "
+                     "litellm parameters (temperature, api_base, ...) go to complete() or a ModelSpec")
+        raise ConfigError(said) from None

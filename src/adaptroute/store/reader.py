@@ -31,8 +31,12 @@ from .writer import LogStore, _connect
 __all__ = ["read_log"]
 
 _LATEST_FEEDBACK = "fb AS (SELECT decision_id, arg_max(quality, ts) AS quality FROM feedback GROUP BY decision_id)"
+# Per request: whether it fell back, what the controls saved, and its own tokens (the prompt as first
+# counted, the answer the user got), which price a counterfactual ("always model X") at X's price.
 _FALLBACKS = ("fa AS (SELECT decision_id, bool_or(role = 'fallback') AS fell_back, "
-              + ", ".join(f"sum({c}) AS {c}" for c, _, _ in SAVING_COLUMNS) + " FROM attempts GROUP BY decision_id)")
+              + ", ".join(f"sum({c}) AS {c}" for c, _, _ in SAVING_COLUMNS)
+              + ", arg_min(tokens_in, seq) FILTER (WHERE tokens_in > 0) AS prompt_tokens"
+              + ", max(tokens_out) FILTER (WHERE returned) AS answer_tokens FROM attempts GROUP BY decision_id)")
 
 DECISION_ROWS = f"""
 WITH {_LATEST_FEEDBACK}, {_FALLBACKS}
@@ -43,7 +47,7 @@ SELECT d.decision_id, epoch_us(d.ts) AS ts_us, d.task, d.features, d.eligible, d
        coalesce(fb.quality, o.quality) AS quality, o.cost_usd, o.latency_s,
        (o.decision_id IS NOT NULL AND o.executed_model IS NULL) AS failed,
        coalesce(o.escalated, false) AS escalated, coalesce(o.retries, 0) > 0 AS retried,
-       coalesce(fa.fell_back, false) AS fell_back
+       coalesce(fa.fell_back, false) AS fell_back, fa.prompt_tokens, fa.answer_tokens
 FROM decisions d LEFT JOIN outcomes o USING (decision_id) LEFT JOIN fb USING (decision_id)
      LEFT JOIN fa USING (decision_id)
 ORDER BY d.ts, d.decision_id
@@ -55,7 +59,7 @@ SELECT a.decision_id, a.model,
        CASE WHEN a.returned AND fb.quality IS NOT NULL THEN fb.quality ELSE a.quality END AS quality,
        a.cost_usd + coalesce(a.batch_saved_usd, 0) AS cost_usd,
        CASE WHEN a.role = 'batch' THEN NULL ELSE a.latency_s END AS latency_s,
-       a.error_class IS NOT NULL AS failed, a.counts_against_model
+       a.error_class IS NOT NULL AS failed, a.counts_against_model, a.tokens_in, a.tokens_out
 FROM attempts a LEFT JOIN fb USING (decision_id)
 ORDER BY a.decision_id, a.seq
 """
@@ -233,9 +237,12 @@ def _parquet_tables(dirs: list[Path]) -> tuple[dict[str, pa.Table], list[str]]:
     sources: list[str] = []
     for table in TABLES:
         files = [f for d in dirs for f in sorted(d.glob(f"{table}*.parquet"))]
+        if not files and table != "decisions":  # snapshots of a log with no such rows yet
+            out[table] = ARROW_SCHEMAS[table].empty_table()
+            continue
         if not files:
             raise StoreError(
-                f"{', '.join(map(str, dirs))} holds no {table}*.parquet, so it is not a log snapshot "
+                f"{', '.join(map(str, dirs))} holds no decisions*.parquet, so it is not a log snapshot "
                 "(LogStore.export_parquet writes one). A folder of benchmark data is a dataset: "
                 "`adaptroute simulate` or `adaptroute tune` read those"
             )
@@ -361,4 +368,31 @@ def _assemble(dec: pa.Table, att: pa.Table) -> LoggedBatch:
             input_cost_usd=np.nan_to_num(floats("input_cost_usd")), cache_saved_usd=np.nan_to_num(floats("cache_saved_usd")),
             batch_saved_usd=np.nan_to_num(floats("batch_saved_usd")),
         ),
+        tokens=np.column_stack([floats("prompt_tokens"), floats("answer_tokens")]) if n else np.zeros((0, 2)),
+        model_prices=_implied_prices(att, model_names, failed),
     )
+
+
+def _implied_prices(att: pa.Table, model_names: pa.Array, failed: np.ndarray) -> dict[str, tuple[float, float]]:
+    """Per model, the (input, output) price per token its logged calls imply: least squares of cost on
+    tokens, exact when prices held still. A model whose calls all share one input/output ratio gets its
+    mean cost per token for both."""
+    models = _codes(att.column("model"), model_names)
+    cost = np.nan_to_num(att.column("cost_usd").to_numpy(zero_copy_only=False).astype(float))
+    tokens = np.column_stack([att.column(c).fill_null(0).to_numpy(zero_copy_only=False).astype(float)
+                              for c in ("tokens_in", "tokens_out")])
+    usable = ~failed & (tokens.sum(axis=1) > 0) & (models >= 0)
+    out: dict[str, tuple[float, float]] = {}
+    for k, name in enumerate(model_names.to_pylist()):
+        rows = usable & (models == k)
+        if not rows.any():
+            continue
+        X, y = tokens[rows], cost[rows]
+        if np.linalg.matrix_rank(X) == 2:
+            price, *_ = np.linalg.lstsq(X, y, rcond=None)
+            if (price >= -1e-15).all():
+                out[name] = (max(float(price[0]), 0.0), max(float(price[1]), 0.0))
+                continue
+        per_token = float(y.sum() / X.sum())
+        out[name] = (per_token, per_token)
+    return out
