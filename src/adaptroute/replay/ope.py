@@ -260,14 +260,20 @@ def _estimates(
         candidate_terms.append(method.terms(pi, a, p, r, q_hat).restrict(seen))
         logged_terms.append(Terms(r, seen.astype(float)))
     reward, reward_hat = np.where(np.isfinite(logged.reward), logged.reward, 0.0), targets["reward"][1]
-    other_terms = [o.terms(pi, a, p, reward, reward_hat) for o in others]
+    other_terms, undefined = [], set()
+    for o in others:
+        try:
+            other_terms.append(o.terms(pi, a, p, reward, reward_hat))
+        except EstimatorError:  # e.g. SNIPS when the candidate never picks a logged action: shown as n/a
+            undefined.add(o.name)
+            other_terms.append(Terms(np.zeros_like(reward), np.zeros_like(reward)))
     every = candidate_terms + logged_terms + other_terms
     replicates = bootstrap_ratios(
         np.column_stack([t.num for t in every]), np.column_stack([t.den for t in every]), n_boot=n_boot, seed=seed
     )
     low, high = percentile_interval(replicates, confidence)
     m = len(targets)
-    sizes = counts * 2 + [counts[0]] * len(others)
+    sizes = counts * 2 + [0 if o.name in undefined else counts[0] for o in others]
     bounds = [(-math.inf, weights.quality)] + [_RANGES[name] for name in COMPONENTS]
     bounds = bounds * 2 + [bounds[0]] * len(others)
     out = [

@@ -13,6 +13,7 @@ Rules (the usual ones, e.g. Dudik et al. 2014 for DR, Wang et al. 2017 for Switc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -54,10 +55,13 @@ def advise(estimates: dict[str, _Interval], *, n: int, ess: float, max_weight: f
                             "treat every estimate as indicative only")
     if share >= _GOOD_ESS_SHARE:
         dr, snips = estimates.get("dr"), estimates.get("snips")
-        agree = dr is not None and snips is not None and _overlap(dr, snips)
-        check = ("SNIPS, which uses no reward model, agrees within its interval" if agree else
-                 "but SNIPS, which uses no reward model, disagrees with it: the reward model may be off, "
-                 "so read both")
+        if dr is None or snips is None or math.isnan(snips.value) or math.isnan(dr.value):
+            check = "SNIPS, the model-free check, is undefined here"
+        elif _overlap(dr, snips):
+            check = "SNIPS, which uses no reward model, agrees within its interval"
+        else:
+            check = ("but SNIPS, which uses no reward model, disagrees with it: the reward model may be off, "
+                     "so read both")
         return Advice("dr", f"good overlap ({facts}): DR is unbiased with the smallest variance here; {check}")
     return Advice("switch-dr", f"partial overlap ({facts}): Switch-DR leaves the rows with extreme weights to the "
                                "reward model, so it is steadier than DR, IPS and SNIPS, which those few rows sway")

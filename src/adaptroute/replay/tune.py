@@ -1,7 +1,11 @@
 """Sweep reward weights offline, keep the Pareto frontier, pick the cheapest weights meeting a target.
 
 On full-information data each weight setting is simulated (the policy learns online, as it would in
-production); on a router log each setting is estimated by off-policy evaluation (doubly robust).
+production), and each single model's mean is exact. On a router log both are estimated off-policy
+(doubly robust, cross-fitted, with bootstrap intervals): each weight setting as a policy, and "always
+model X" as the policy that always picks X. A plain mean of the requests X happened to answer would be
+biased (a premium model that mostly answers escalations answers the hard prompts), so it is never used;
+an "always X" whose estimate cannot be trusted (too little overlap) is left out, and said so.
 """
 
 from __future__ import annotations
@@ -29,11 +33,24 @@ class TunePoint:
     quality: float
     cost_usd: float
     latency_s: float | None
+    quality_interval: tuple[float, float] | None = None  # off-policy estimates only
+    cost_interval: tuple[float, float] | None = None
+    unreliable: str | None = None  # why the estimate cannot be trusted: kept off the frontier and the choice
     bar: str | None = None  # a bar sweep's point: the bar simulated (weights then quality only)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"weights": self.weights.model_dump(), "quality": self.quality, "cost_usd": self.cost_usd, "latency_s": self.latency_s}
+        out = {"weights": self.weights.model_dump(), "quality": self.quality, "cost_usd": self.cost_usd,
+               "latency_s": self.latency_s, "quality_interval": self.quality_interval, "cost_interval": self.cost_interval,
+               "unreliable": self.unreliable}
         return out if self.bar is None else {**out, "bar": self.bar}
+
+    @property
+    def label(self) -> str:
+        if self.bar is not None:
+            return f"bar {self.bar}"
+        w = self.weights
+        parts = [f"cost={w.cost:.3g}"] + ([f"lat={w.latency:.3g}"] if w.latency else [])
+        return ",".join(parts)
 
 
 @dataclass(frozen=True)
@@ -45,14 +62,22 @@ class TuneResult:
     target: str
     best_quality: float
     chosen: int | None
-    references: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    references: dict[str, dict[str, Any]] = field(default_factory=dict)
+    estimator: str = "simulated"  # how points and references were obtained
+    left_out: dict[str, str] = field(default_factory=dict)  # reference -> why it could not be estimated
+    best_from: str = ""  # what "best" in the target refers to
+    bound: float | None = None  # the target's value (for '*best', the fraction times best)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "kind": self.kind,
+            "estimator": self.estimator,
             "target": self.target,
+            "target_bound": self.bound,
             "best_quality": self.best_quality,
+            "best_from": self.best_from,
+            "left_out": self.left_out,
             "chosen": None if self.chosen is None else self.points[self.chosen].to_dict(),
             "frontier": [self.points[i].to_dict() for i in self.frontier],
             "points": [p.to_dict() for p in self.points],
@@ -102,12 +127,15 @@ def parse_target(text: str) -> tuple[str, str, float, bool]:
 
 
 def pareto(points: list[TunePoint]) -> list[int]:
-    """Indices of points no other point dominates (quality up; cost and, where known, latency down)."""
+    """Indices of the reliable points no other reliable point dominates (quality up; cost and, where
+    known, latency down)."""
     keep = []
     for i, p in enumerate(points):
+        if p.unreliable:
+            continue
         dominated = False
         for j, o in enumerate(points):
-            if i == j:
+            if i == j or o.unreliable:
                 continue
             no_worse = o.quality >= p.quality and o.cost_usd <= p.cost_usd and (
                 p.latency_s is None or o.latency_s is None or o.latency_s <= p.latency_s)
@@ -145,24 +173,33 @@ def tune(
     metric, op, value, relative = parse_target(target)
     from ..datasets import is_log_path
 
+    left_out: dict[str, str] = {}
     if bars is not None:
         from .tune_bars import tune_bars
 
         if is_log_path(source):
             raise ConfigError("tune --bar simulates each bar, so it needs full-information data, not a router log")
-        points, refs, best = tune_bars(source, bars, policy, seed, allow_pickle, progress)
-        kind = "data"
+        points, refs, _ = tune_bars(source, bars, policy, seed, allow_pickle, progress)
+        kind, estimator = "data", "simulated"
     elif is_log_path(source):
-        points, refs, best = _tune_log(source, grid, policy, seed, progress)
-        kind = "log"
+        points, refs, left_out = _tune_log(source, grid, policy, seed, progress)
+        kind, estimator = "log", "DR (doubly robust, cross-fitted, 100 bootstrap resamples)"
     else:
-        points, refs, best = _tune_data(source, grid, policy, seed, allow_pickle, progress)
-        kind = "data"
+        points, refs = _tune_data(source, grid, policy, seed, allow_pickle, progress)
+        kind, estimator = "data", "simulated"
+    singles = {k: v["quality"] for k, v in refs.items() if k != "oracle" and v.get("quality") is not None}
+    if singles:
+        best_model = max(singles, key=lambda k: singles[k])
+        best, best_from = float(singles[best_model]), f"always {best_model}"
+    else:  # no single model could be estimated: the best weight setting stands in, and says so
+        trusted = [p.quality for p in points if not p.unreliable] or [p.quality for p in points]
+        best, best_from = max(trusted), "the best weight setting (no single model could be estimated)"
     bound = value * best if relative else value
     frontier = pareto(points)
     meeting = [i for i in frontier if _meets(points[i], metric, op, bound)]
     chosen = min(meeting, key=lambda i: points[i].cost_usd) if meeting else None
-    result = TuneResult(str(source), kind, points, frontier, target, best, chosen, refs)
+    result = TuneResult(str(source), kind, points, frontier, target, best, chosen, refs, estimator, left_out,
+                        best_from, bound)
     if plot:
         plot_frontier(result, plot)
     return result
@@ -187,8 +224,8 @@ def _tune_data(source: str, grid: list[str] | None, policy: str, seed: int, allo
     for weights in _bar(parse_grid(grid, float(means_cost.max()), latency_scale), progress, "tune"):
         r = simulate(data, policy, weights, seed=seed)
         points.append(TunePoint(weights, r.mean_quality, r.mean_cost_usd, r.mean_latency_s))
-    refs, best = data_references(data)
-    return points, refs, best
+    refs, _ = data_references(data)
+    return points, refs
 
 
 def data_references(data: Any) -> tuple[dict[str, dict[str, float | None]], float]:
@@ -217,45 +254,73 @@ def _tune_log(source: str, grid: list[str] | None, policy: str, seed: int, progr
     cost_scale = max((float(c.mean()) for c in per_model if c.size), default=1.0) or 1.0
     latency = batch.latency_s[answered]
     latency_scale = float(np.nanmean(latency)) if np.isfinite(latency).any() else None
-    points = []
-    for weights in _bar(parse_grid(grid, cost_scale, latency_scale), progress, "tune"):
-        r = evaluate(batch, make_policy(policy, weights=weights, seed=seed), weights, "dr", n_boot=20, seed=seed)
-        comp = r.to_dict()["components"]
-        points.append(TunePoint(weights, float(comp["quality"]["value"]), float(comp["cost_usd"]["value"]),
-                                None if comp.get("latency_s") is None else comp["latency_s"]["value"]))
-    refs = {
-        m: {"quality": float(np.nanmean(batch.quality[answered & (batch.executed == k)])) if per_model[k].size else None,
-            "cost_usd": float(per_model[k].mean()) if per_model[k].size else None, "latency_s": None}
-        for k, m in enumerate(batch.models)
-    }
-    qualities = [v["quality"] for v in refs.values() if v["quality"] is not None and np.isfinite(v["quality"])]
-    best = max(qualities) if qualities else max(p.quality for p in points)
-    return points, refs, float(best)
+    settings = parse_grid(grid, cost_scale, latency_scale)
+    jobs: list[tuple[RewardWeights, str | None]] = [(w, None) for w in settings]
+    jobs += [(settings[0], m) for m in batch.models]  # "always X": weights do not change what it picks
+    points, refs, left_out = [], {}, {}
+    for weights, always in _bar(jobs, progress, "tune"):
+        candidate = make_policy(policy, weights=weights, seed=seed)
+        r = evaluate(batch, candidate, weights, "dr", n_boot=100, seed=seed, always=always)
+        if r.trusted == "switch-dr":  # partial overlap: the steadier estimate (see replay.trust)
+            r = evaluate(batch, candidate, weights, "switch-dr", n_boot=100, seed=seed, always=always)
+        q, c, lat = r.components["quality"], r.components["cost_usd"], r.components["latency_s"]
+        if always is None:
+            points.append(TunePoint(weights, q.value, c.value, lat.value if lat.n else None, (q.low, q.high),
+                                    (c.low, c.high), None if r.trusted else r.trust_reason))
+        elif r.trusted is None:
+            left_out[always] = r.trust_reason
+        else:
+            refs[always] = {"quality": q.value, "cost_usd": c.value, "latency_s": lat.value if lat.n else None,
+                            "quality_interval": (q.low, q.high), "cost_interval": (c.low, c.high)}
+    return points, refs, left_out
 
 
 def plot_frontier(result: TuneResult, path: str | Path) -> Path:
+    """Weight settings (labelled with their weights, with intervals when estimated), the frontier, the
+    single models, the target and the chosen setting."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.scatter([p.cost_usd for p in result.points], [p.quality for p in result.points], c="0.7", s=18, label="weight settings")
-    front = [result.points[i] for i in result.frontier]
-    ax.plot([p.cost_usd for p in front], [p.quality for p in front], "-o", color="C0", label="frontier")
+    fig, ax = plt.subplots(figsize=(8, 5))
+    points = result.points
+    xs, ys = [p.cost_usd for p in points], [p.quality for p in points]
+    if result.kind == "log":
+        yerr = np.array([[max(0.0, p.quality - p.quality_interval[0]), max(0.0, p.quality_interval[1] - p.quality)]
+                         if p.quality_interval else [0.0, 0.0] for p in points]).T
+        ax.errorbar(xs, ys, yerr=yerr, fmt="none", ecolor="0.8", elinewidth=1)
+    ax.scatter(xs, ys, c=["none" if p.unreliable else "0.6" for p in points], edgecolors="0.6", s=18,
+               label="weight settings (hollow: not estimable)" if any(p.unreliable for p in points) else "weight settings",
+               zorder=3)
+    for p in points:
+        ax.annotate(p.label, (p.cost_usd, p.quality), fontsize=6, color="0.35", xytext=(3, -8), textcoords="offset points")
+    front = [points[i] for i in result.frontier]
+    ax.plot([p.cost_usd for p in front], [p.quality for p in front], "-o", color="C0", label="frontier", zorder=4)
     for name, ref in result.references.items():
         if ref.get("quality") is None or ref.get("cost_usd") is None:
             continue
-        marker = "*" if name == "oracle" else "s"
-        ax.scatter([ref["cost_usd"]], [ref["quality"]], marker=marker, s=60 if name == "oracle" else 22, color="C3" if name == "oracle" else "C1")
-        ax.annotate(name.split("/")[-1][:18], (ref["cost_usd"], ref["quality"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
+        oracle = name == "oracle"
+        ax.scatter([ref["cost_usd"]], [ref["quality"]], marker="*" if oracle else "s", s=60 if oracle else 22,
+                   color="C3" if oracle else "C1", zorder=4)
+        shown = name if oracle else f"always {name.split('/')[-1][:18]}"
+        ax.annotate(shown, (ref["cost_usd"], ref["quality"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
+    if result.bound is not None:
+        metric = result.target.split(">")[0].split("<")[0].strip()
+        if metric == "quality":
+            ax.axhline(result.bound, color="C2", linestyle="--", linewidth=1, label=f"target {result.target} = {result.bound:.3f}")
+        elif metric == "cost":
+            ax.axvline(result.bound, color="C2", linestyle="--", linewidth=1, label=f"target {result.target}")
     if result.chosen is not None:
-        p = result.points[result.chosen]
-        ax.scatter([p.cost_usd], [p.quality], s=120, facecolors="none", edgecolors="C2", linewidths=2, label=f"chosen ({result.target})")
-    ax.set_xscale("symlog", linthresh=max(1e-6, min((p.cost_usd for p in result.points if p.cost_usd > 0), default=1e-6)))
+        p = points[result.chosen]
+        ax.scatter([p.cost_usd], [p.quality], s=120, facecolors="none", edgecolors="C2", linewidths=2,
+                   label=f"chosen: {p.label}", zorder=5)
+    positive = [x for x in xs if x > 0]
+    ax.set_xscale("symlog", linthresh=max(1e-6, min(positive, default=1e-6)))
     ax.set_xlabel("mean cost per request (USD)")
     ax.set_ylabel("mean quality")
-    ax.set_title(f"quality-cost frontier ({'simulated' if result.kind == 'data' else 'off-policy estimate'})")
+    how = "simulated" if result.kind == "data" else "off-policy estimates, " + result.estimator.split(" (")[0]
+    ax.set_title(f"quality-cost frontier ({how})", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     out = Path(path)
@@ -265,18 +330,40 @@ def plot_frontier(result: TuneResult, path: str | Path) -> Path:
     return out
 
 
+def _interval(interval: tuple[float, float] | None, digits: str) -> str:
+    return "" if interval is None else f" [{interval[0]:{digits}}, {interval[1]:{digits}}]"
+
+
 def format_tuning(result: TuneResult) -> str:
-    lines = [f"tune ({'simulated' if result.kind == 'data' else 'off-policy estimates'}): {len(result.points)} weight settings, "
-             f"{len(result.frontier)} on the frontier; target {result.target} (best single-model quality {result.best_quality:.4f})", "",
+    how = "simulated" if result.kind == "data" else f"off-policy estimates by {result.estimator}"
+    bound = f" = {result.bound:.4f}" if result.bound is not None and "best" in result.target else ""
+    lines = [f"tune ({how}): {len(result.points)} weight settings, {len(result.frontier)} on the frontier; target "
+             f"{result.target}{bound} (best: {result.best_from}, quality {result.best_quality:.4f})", "",
              "| quality w | cost w (/USD) | latency w (/s) | quality | cost (USD) | latency (s) | frontier |", "|---|---|---|---|---|---|---|"]
+    for i, p in enumerate(result.points):
+        mark = "chosen" if i == result.chosen else ("yes" if i in result.frontier else "")
+        mark = "not estimable (see below)" if p.unreliable else mark
+        latency = "-" if p.latency_s is None else f"{p.latency_s:.3f}"
+        lines.append(f"| {p.weights.quality:g} | {p.weights.cost:g} | {p.weights.latency:g} | {p.quality:.4f}"
+                     f"{_interval(p.quality_interval, '.4f')} | {p.cost_usd:.6f}{_interval(p.cost_interval, '.6f')} | "
+                     f"{latency} | {mark} |")
+    singles = {k: v for k, v in result.references.items() if k != "oracle"}
+    if singles:
+        lines += ["", "Always one model (as the first choice; escalations and fallbacks as the log has them):", "",
+                  "| always | quality | cost (USD) |", "|---|---|---|"]
+        for name, ref in singles.items():
+            lines.append(f"| {name} | {ref['quality']:.4f}{_interval(ref.get('quality_interval'), '.4f')} | "
+                         f"{ref['cost_usd']:.6f}{_interval(ref.get('cost_interval'), '.6f')} |")
+    for name, why in result.left_out.items():
+        lines.append(f"- always {name}: left out, it cannot be estimated from this log: {why}")
+    unreliable = [p for p in result.points if p.unreliable]
+    if unreliable:
+        lines.append(f"- {len(unreliable)} weight setting(s) kept off the frontier, their estimates cannot be "
+                     f"trusted ({'; '.join(p.label for p in unreliable)}): {unreliable[0].unreliable}")
     if result.points and result.points[0].bar is not None:
         from .tune_bars import format_bar_points
 
         return format_bar_points(result)
-    for i, p in enumerate(result.points):
-        mark = "chosen" if i == result.chosen else ("yes" if i in result.frontier else "")
-        latency = "-" if p.latency_s is None else f"{p.latency_s:.3f}"
-        lines.append(f"| {p.weights.quality:g} | {p.weights.cost:g} | {p.weights.latency:g} | {p.quality:.4f} | {p.cost_usd:.6f} | {latency} | {mark} |")
     if result.chosen is None:
         lines.append("\nNo frontier point meets the target.")
     else:
