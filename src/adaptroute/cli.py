@@ -72,8 +72,14 @@ def plot_path(value: str | None, default_name: str) -> Path | None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CommandError(f"--plot {value}: cannot create folder {folder}: {exc.strerror or exc}") from None
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise CommandError(f"--plot {value}: {path} is not writable (permission denied): choose another path")
+    existed = path.exists()
+    try:  # the one sure test (permissions, read-only or special file systems): open it for writing
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise CommandError(f"--plot {value}: cannot write {path}: {exc.strerror or exc}; choose another path") from None
+    if not existed:
+        path.unlink(missing_ok=True)
     return path
 
 
@@ -84,7 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(raw)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # results carry their warnings (tables and JSON): no Python warning lines
-            return int(_COMMANDS[args.command](args) or 0)
+            code = int(_COMMANDS[args.command](args) or 0)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
+        return code
     except SystemExit as exc:  # argparse: --help, --version (0) or a mistake (2, already said in one line)
         return int(exc.code) if isinstance(exc.code, int) else ARGUMENT_ERROR
     except KeyboardInterrupt:
@@ -99,9 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(prog: str, exc: BaseException) -> int:
-    from .errors import AdaptRouteError
+    from .errors import AdaptRouteError, StoreLockedError
 
-    if isinstance(exc, (AdaptRouteError, CommandError)):
+    if isinstance(exc, StoreLockedError) and prog != "adaptroute migrate":
+        stderr_line(f"{prog}: error: {exc}. While a router runs, read its snapshots instead (Router(..., "
+                    f"snapshot_dir='snapshots/'), then `{prog} snapshots/`) or call router.report() in its process")
+    elif isinstance(exc, (AdaptRouteError, CommandError)):
         stderr_line(f"{prog}: error: {exc}")
     elif isinstance(exc, OSError):
         where = f" {exc.filename}" if exc.filename else ""
@@ -118,7 +129,7 @@ def _silence_stdout() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         pass
 
 
@@ -171,6 +182,10 @@ def _replay(args: argparse.Namespace) -> int:
     weights = _weights(args.weights) if args.weights or logged is None else logged
     source = "given" if args.weights else "logged" if logged is not None else "default"
     if args.policy_file:
+        import zipfile
+
+        if not Path(args.policy_file).is_file() or not zipfile.is_zipfile(args.policy_file):
+            raise CommandError(f"--policy-file {args.policy_file}: not a saved policy (router.save_policy writes an .npz file)")
         candidate, _ = load_policy(args.policy_file)
         candidate.weights = weights
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from typing import NoReturn
 
 __all__ = ["ARGUMENT_ERROR", "build_parser"]
@@ -26,8 +27,14 @@ PLOT_HELP = ("write the plot to this .png (or .svg, .pdf) file; a folder, or a p
              "written is printed")
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults after each option's help, and examples kept as written."""
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Each option's default after its help (where it has one worth saying), examples kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,6 +42,26 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(ARGUMENT_ERROR, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1] (quality is), got {value}")
+    return value
 
 
 def _examples(*lines: str) -> str:
@@ -56,7 +83,8 @@ def _json(p: argparse.ArgumentParser) -> None:
 
 
 def _add(sub: argparse._SubParsersAction, name: str, summary: str, description: str, examples: str) -> argparse.ArgumentParser:
-    return sub.add_parser(name, help=summary, description=description, epilog=examples, formatter_class=_Formatter)
+    return sub.add_parser(name, help=summary, description=textwrap.fill(description, 100), epilog=examples,
+                          formatter_class=_Formatter)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "simulated pass rates and latencies (data/demo_profile.json). Writes the log, report.md and a plot.",
                 _examples("adaptroute demo", "adaptroute demo --requests 500 --out /tmp/demo"))
     demo.add_argument("--out", default="out/demo", help="folder for the log, report.md and the plot")
-    demo.add_argument("--requests", type=int, default=2000, help="number of requests to route")
-    demo.add_argument("--concurrency", type=int, default=100, help="requests in flight at once")
+    demo.add_argument("--requests", type=_positive_int, default=2000, help="number of requests to route")
+    demo.add_argument("--concurrency", type=_positive_int, default=100, help="requests in flight at once")
     _seed(demo)
 
     sim = _add(sub, "simulate", "replay full-information data (every model's outcome known) through a policy",
@@ -127,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--weights", help=WEIGHTS_HELP + " (default: the weights logged with the decisions)")
     rep.add_argument("--estimator", default="dr", choices=ESTIMATORS,
                      help="the estimator of the headline figures (every estimator's reward is shown too)")
-    rep.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals")
+    rep.add_argument("--bootstrap", type=_positive_int, default=200, help="bootstrap resamples for the intervals")
     _seed(rep)
     _json(rep)
 
@@ -161,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     rpt.add_argument("log", metavar="LOG", help="a router's .duckdb log (closed), a glob of them, or a folder of Parquet snapshots")
     rpt.add_argument("--plot", metavar="PNG", help=PLOT_HELP.format(name="model_shares.png")
                      + "; with a budget in use, budget.png goes beside it")
-    rpt.add_argument("--pass-threshold", type=float, default=0.5, help="quality at which a request counts as a completed task")
+    rpt.add_argument("--pass-threshold", type=_fraction, default=0.5, help="quality at which a request counts as a completed task")
     _json(rpt)
 
     mig = _add(sub, "migrate", "bring a log written by an older adaptroute to this schema version",

@@ -48,8 +48,8 @@ def load_dataset(path: str | os.PathLike[str], *, allow_pickle: bool = False) ->
         raise DatasetError(f"{source}: no such file or folder")
     if is_log_path(source):
         raise DatasetError(
-            f"{source}: this is an adaptroute log, not a full-information dataset; read it with "
-            "adaptroute.read_log (off-policy evaluation and retraining take logs)"
+            f"{source}: this is an adaptroute log, not a full-information dataset: `adaptroute replay`, "
+            "`report` and `tune` read logs (in Python, adaptroute.read_log)"
         )
     if source.is_dir():
         return read_routerbench(source)

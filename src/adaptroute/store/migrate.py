@@ -15,7 +15,7 @@ import duckdb
 from ..errors import SchemaVersionError, StoreError
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["migrate_log", "migration_hint"]
+__all__ = ["log_version", "looks_like_duckdb", "migrate_log", "migration_hint"]
 
 _VERSION = "SELECT value FROM meta WHERE key = 'schema_version'"
 _SET_VERSION = "UPDATE meta SET value = ? WHERE key = 'schema_version'"
@@ -23,6 +23,16 @@ _SET_VERSION = "UPDATE meta SET value = ? WHERE key = 'schema_version'"
 
 def migration_hint(path: str) -> str:
     return f"run `adaptroute migrate {path}` (or adaptroute.store.migrate_log) once no process has it open"
+
+
+def looks_like_duckdb(path: str) -> bool:
+    """DuckDB files carry "DUCK" at byte 8; anything else (a CSV, a parquet file) is not a log."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return True  # let DuckDB report what is wrong with it
+    return len(head) < 12 or head[8:12] == b"DUCK"
 
 
 def log_version(con: duckdb.DuckDBPyConnection, path: str) -> int:
@@ -47,6 +57,8 @@ def migrate_log(path: str | os.PathLike[str]) -> tuple[int, int]:
     path = str(path)
     if not Path(path).is_file():
         raise StoreError(f"log file {path} does not exist")
+    if not looks_like_duckdb(path):
+        raise StoreError(f"{path} is not a DuckDB log file: only a router's .duckdb log can be migrated")
     con = _connect(path, read_only=False)
     try:
         before = version = log_version(con, path)

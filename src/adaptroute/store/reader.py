@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from ..errors import AdaptRouteError, LogIntegrityError, SchemaVersionError, StoreError
 from ..types import ControlColumns, LoggedBatch, Observations
 from .base import LogBackend, is_postgres_url
-from .migrate import log_version
+from .migrate import log_version, looks_like_duckdb
 from .schema import ARROW_SCHEMAS, CONTROL_COLUMNS, SAVING_COLUMNS, SCHEMA_VERSION, TABLES, WEIGHT_COLUMNS, fetch_arrow
 from .validate import SOURCE, check_schema, check_values, merge_duplicates
 from .writer import LogStore, _connect
@@ -180,7 +180,7 @@ def _open_log(path: str) -> tuple[duckdb.DuckDBPyConnection, int]:
     """A read-only connection to an adaptroute log file of this or an older schema version."""
     if not Path(path).exists():
         raise StoreError(f"log file {path} does not exist")
-    if Path(path).is_file() and not _looks_like_duckdb(path):
+    if Path(path).is_file() and not looks_like_duckdb(path):
         raise StoreError(f"{path} is not a DuckDB log file (a router writes one; a dataset goes to `adaptroute simulate`)")
     con = _connect(path, read_only=True)
     try:
@@ -193,16 +193,6 @@ def _open_log(path: str) -> tuple[duckdb.DuckDBPyConnection, int]:
         con.close()
         raise
     return con, version
-
-
-def _looks_like_duckdb(path: str) -> bool:
-    """DuckDB files carry "DUCK" at byte 8; anything else (a CSV, a parquet file) is not a log."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(12)
-    except OSError:
-        return True  # let DuckDB report what is wrong with it
-    return len(head) < 12 or head[8:12] == b"DUCK"
 
 
 def _duckdb_tables(path: str) -> dict[str, pa.Table]:
