@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,6 +247,7 @@ def data_references(data: Any) -> tuple[dict[str, dict[str, float | None]], floa
 def _tune_log(source: str, grid: list[str] | None, policy: str, seed: int, progress: bool):  # type: ignore[no-untyped-def]
     from ..policy import make_policy
     from ..store import read_log
+    from .estimators import EstimatorWarning
     from .ope import evaluate
 
     batch = read_log(source)
@@ -260,9 +262,11 @@ def _tune_log(source: str, grid: list[str] | None, policy: str, seed: int, progr
     points, refs, left_out = [], {}, {}
     for weights, always in _bar(jobs, progress, "tune"):
         candidate = make_policy(policy, weights=weights, seed=seed)
-        r = evaluate(batch, candidate, weights, "dr", n_boot=100, seed=seed, always=always)
-        if r.trusted == "switch-dr":  # partial overlap: the steadier estimate (see replay.trust)
-            r = evaluate(batch, candidate, weights, "switch-dr", n_boot=100, seed=seed, always=always)
+        with warnings.catch_warnings():  # each estimate's trust is judged below and reported with the result
+            warnings.simplefilter("ignore", EstimatorWarning)
+            r = evaluate(batch, candidate, weights, "dr", n_boot=100, seed=seed, always=always)
+            if r.trusted == "switch-dr":  # partial overlap: the steadier estimate (see replay.trust)
+                r = evaluate(batch, candidate, weights, "switch-dr", n_boot=100, seed=seed, always=always)
         q, c, lat = r.components["quality"], r.components["cost_usd"], r.components["latency_s"]
         if always is None:
             points.append(TunePoint(weights, q.value, c.value, lat.value if lat.n else None, (q.low, q.high),

@@ -9,6 +9,7 @@ import os
 import threading
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..store import LogStore
 from ..store.snapshots import SnapshotWriter
 
@@ -21,6 +22,9 @@ class Snapshots:
     """A background thread that exports the log's new rows to ``directory`` at each interval."""
 
     def __init__(self, store: LogStore, directory: str | os.PathLike[str], interval_s: float) -> None:
+        if not isinstance(store, LogStore):
+            raise ConfigError("snapshot_dir is for a DuckDB log, which other processes cannot open while the router "
+                              "runs; a PostgreSQL log is read as it is (`adaptroute report postgresql://...`)")
         self.writer = SnapshotWriter(store, directory)
         self.interval_s = interval_s
         self._lock = threading.Lock()  # one export at a time (the thread, snapshot(), close())

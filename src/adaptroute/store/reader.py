@@ -228,7 +228,7 @@ def _parquet_tables(dirs: list[Path]) -> tuple[dict[str, pa.Table], list[str]]:
     for table in TABLES:
         files = [f for d in dirs for f in sorted(d.glob(f"{table}*.parquet"))]
         if not files and table != "decisions":  # snapshots of a log with no such rows yet
-            out[table] = ARROW_SCHEMAS[table].empty_table()
+            out[table] = _tagged(ARROW_SCHEMAS[table].empty_table(), 0)
             continue
         if not files:
             raise StoreError(
