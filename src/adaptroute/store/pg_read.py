@@ -5,7 +5,7 @@ snapshot of the database together with the last batch of every replica.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -42,9 +42,13 @@ def heads(con: Any) -> dict[str, int]:
     return {replica: int(batch) for replica, batch in con.execute(HEADS).fetchall()}
 
 
-def read_tables(con: Any) -> tuple[dict[str, pa.Table], dict[str, int]]:
+def read_tables(con: Any, on_snapshot: Callable[[], None] | None = None) -> tuple[dict[str, pa.Table], dict[str, int]]:
+    """Every table and the replicas' heads, as of one snapshot; ``on_snapshot`` runs once that
+    snapshot is fixed (its first query), before the long reads."""
     with snapshot(con):
         last = heads(con)
+        if on_snapshot is not None:
+            on_snapshot()
         tables = {}
         for table in TABLES:
             with con.cursor(binary=True) as cur:

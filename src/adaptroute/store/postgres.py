@@ -279,13 +279,21 @@ class PostgresLogStore(LogBackend):
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
+        """Flush, then hold writes back until the database snapshot of this thread's next read is
+        fixed: unlike a DuckDB file, PostgreSQL shows a read only what was committed before it began,
+        so writes (and durable requests) wait for the read's first query, not for the whole read."""
         self.flush()
-        with self._writing:
-            self._snapshot_thread = threading.get_ident()
-            try:
-                yield
-            finally:
-                self._snapshot_thread = None
+        self._writing.acquire()
+        self._snapshot_thread = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._end_snapshot_hold()
+
+    def _end_snapshot_hold(self) -> None:
+        if self._snapshot_thread == threading.get_ident():
+            self._snapshot_thread = None
+            self._writing.release()
 
     @property
     def buffered_rows(self) -> int:
@@ -362,7 +370,22 @@ class PostgresLogStore(LogBackend):
     def read_tables_with_heads(self) -> tuple[dict[str, pa.Table], dict[str, int]]:
         """Every table, and the last batch of each replica, in one snapshot of the database."""
         self.flush()
-        return self._read(read_tables)
+        if self._snapshot_thread != threading.get_ident():
+            return self._read(read_tables)
+        # Inside snapshot(): writes resume once the read's snapshot is fixed, so this read must not be
+        # retried on a fresh connection (a later snapshot would see rows the caller also replays).
+        with self._read_lock:
+            con = connect(self.url, self.connect_timeout_s)
+            try:
+                return read_tables(con, on_snapshot=self._end_snapshot_hold)
+            except Exception as exc:  # noqa: BLE001 - a database error, reported as the store's
+                import psycopg
+
+                if isinstance(exc, psycopg.Error):
+                    raise StoreUnavailableError(f"reading the PostgreSQL log {self.path} failed: {describe(exc)}") from None
+                raise
+            finally:
+                con.close()
 
     def register_tasks(self, tasks: Sequence[str]) -> list[str]:
         """Add ``tasks`` (in order) to the shared task vocabulary; returns all of it, in its one order."""
