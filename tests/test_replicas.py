@@ -216,3 +216,27 @@ def test_postgres_stopped_for_10_s_under_load(postgres_server, pg_url: str) -> N
     print(f"\nFAULT postgres stopped 10 s: {n} requests answered ({len(during)} while it was down); bound {bound} rows; "
           f"overflow counted {overflow}; every other row written after it came back")
     router.close()
+
+
+def test_feedback_through_two_replicas_on_one_decision_stays_exact(pg_url: str) -> None:
+    """A decision of A rated through B, then rated again through A: A revises from B's rating (learned
+    at its sync), not from the scorer's, and both agree with a retrain on the union."""
+    with Router(MODELS, store=pg_url, scorer=scorer, sync_interval_s=3600) as a, \
+            Router(MODELS, store=pg_url, scorer=scorer, sync_interval_s=3600) as b:  # syncs when asked
+        ids: list[str] = []
+        _serve(a, 0, 30, ids)
+        a.store.flush()
+        b.sync()
+        b.feedback(ids[0], 0.125)
+        b.store.flush()
+        a.sync()
+        a.feedback(ids[0], 0.875)
+        a.store.flush()
+        b.sync()
+        union = a.policy.clone()
+        union.fit(read_log(pg_url))
+        for replica in (a, b):
+            for (order, quality), (want_order, want_quality) in zip(
+                    _probe_predictions(replica, replica.policy), _probe_predictions(a, union), strict=True):
+                assert order == want_order
+                np.testing.assert_allclose(quality, want_quality, rtol=0, atol=1e-9)

@@ -136,14 +136,19 @@ class Learner:
                 self._learn(x, pending.model, new, old=old)
             pending.learned_quality = quality
 
-    def merge(self, updates: Iterable[tuple[np.ndarray, str, Outcome, Outcome | None]], calls: int,
+    def merge(self, updates: Iterable[tuple[np.ndarray, str, Outcome, Outcome | None, str | None]], calls: int,
               tokens_in: float, tokens_out: float) -> int:
-        """Learn outcomes another replica logged, in the order given (``old``: the quality learned
-        before, for a feedback that replaces it), and its successful calls' token counts."""
+        """Learn outcomes another replica logged, in the order given, and its successful calls' token
+        counts. A feedback carries ``old`` (the quality learned before, which it replaces) and its
+        decision id: if that decision is one of this replica's recent ones, a later local feedback
+        revises from the quality learned now."""
         n = 0
         with self._lock:
-            for x, model, outcome, old in updates:
+            for x, model, outcome, old, feedback_on in updates:
                 self._learn(x, model, outcome, old)
+                pending = self._pending.get(feedback_on) if feedback_on is not None else None
+                if pending is not None:
+                    pending.learned_quality = outcome.quality
                 n += 1
             self._calls += calls
             self._tokens_in += tokens_in

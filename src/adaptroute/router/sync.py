@@ -93,7 +93,7 @@ class ReplicaSync:
             started = time.perf_counter()
             changes = self._store.changes_since(self._seen)
             policy = self._learner.policy
-            events: list[tuple[float, int, tuple[np.ndarray, str, Outcome, Outcome | None]]] = []
+            events: list[tuple[float, int, tuple[np.ndarray, str, Outcome, Outcome | None, str | None]]] = []
             calls, tokens_in, tokens_out = 0, 0.0, 0.0
             for a in changes.attempts:
                 if not a.failed:
@@ -108,11 +108,11 @@ class ReplicaSync:
                                       failed=True)
                 else:
                     continue
-                events.append((a.ts, 0, (a.features, a.model, outcome, None)))
+                events.append((a.ts, 0, (a.features, a.model, outcome, None, None)))
             for f in changes.feedback:
                 new = Outcome(f.quality, f.cost_usd, f.latency_s)
                 old = None if f.learned_before is None else Outcome(f.learned_before, f.cost_usd, f.latency_s)
-                events.append((f.ts, 1, (f.features, f.model, new, old)))
+                events.append((f.ts, 1, (f.features, f.model, new, old, f.decision_id)))
             events.sort(key=lambda e: (e[0], e[1]))
             known = set(policy.models)
             updates = [e[2] for e in events if e[2][3] is None or e[2][1] in known]  # revise needs the model
