@@ -247,17 +247,20 @@ def test_budgets_per_tenant_and_task() -> None:
 
 
 # -- simulate and the CLI ---------------------------------------------------------------------------
-def test_simulate_per_task_json_with_a_bar(tmp_path, capsys) -> None:  # noqa: ANN001
-    from adaptroute.cli import main
-    from adaptroute.datasets.synthetic import generate, random_profile
-
-    data = generate(random_profile(4, 2, seed=3), 600, seed=3)
-    path = tmp_path / "data.jsonl"
+def _long_file(data, path):  # noqa: ANN001, ANN202 - a FullInfoDataset as a long-format JSONL file
     with path.open("w") as fh:
         for i in range(len(data)):
             for k, model in enumerate(data.models):
                 fh.write(json.dumps({"prompt_id": str(data.prompt_ids[i]), "task": str(data.tasks[i]), "model": model,
                                      "quality": float(data.quality[i, k]), "cost_usd": float(data.cost_usd[i, k])}) + "\n")
+    return path
+
+
+def test_simulate_per_task_json_with_a_bar(tmp_path, capsys) -> None:  # noqa: ANN001
+    from adaptroute.cli import main
+    from adaptroute.datasets.synthetic import generate, random_profile
+
+    path = _long_file(generate(random_profile(4, 2, seed=3), 600, seed=3), tmp_path / "data.jsonl")
     assert main(["simulate", str(path), "--bar", "task0=0.6,task1=0.99", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out["per_task"]) == {"task0", "task1"}
@@ -327,13 +330,7 @@ def test_tune_sweeps_bars(tmp_path, capsys) -> None:  # noqa: ANN001
     from adaptroute.cli import main
     from adaptroute.datasets.synthetic import generate, random_profile
 
-    data = generate(random_profile(3, 2, seed=5), 300, seed=5)
-    path = tmp_path / "data.jsonl"
-    with path.open("w") as fh:
-        for i in range(len(data)):
-            for k, model in enumerate(data.models):
-                fh.write(json.dumps({"prompt_id": str(data.prompt_ids[i]), "task": str(data.tasks[i]), "model": model,
-                                     "quality": float(data.quality[i, k]), "cost_usd": float(data.cost_usd[i, k])}) + "\n")
+    path = _long_file(generate(random_profile(3, 2, seed=5), 300, seed=5), tmp_path / "data.jsonl")
     assert main(["tune", str(path), "--bar", "0.3", "task0=0.9,task1=0.5", "--json", "--target", "quality>=0.5"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [p["bar"] for p in out["points"]] == ["0.3", "task0=0.9,task1=0.5"]
