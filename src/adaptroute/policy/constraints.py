@@ -16,9 +16,9 @@ quality is driven to the bar, which lets a cheap model that misses the bar on av
 a stronger one, below the cost of the cheapest single model that passes. A task whose bar no model can
 meet ends on its best model (no draw clears), and the decision says so (``unreachable``).
 
-Evidence for this rule over a per-task Lagrange multiplier on cost (tried first: it met the bars but
-paid 1.4x-10x the cheapest passing model on RouterBench, chasing the bar through pricier models) is in
-experiments/controls.py and experiments/results/controls.md.
+A per-task Lagrange multiplier on cost (tried first during development, not kept) met the bars by
+buying quality from pricier models; the variants of this rule are compared in experiments/controls.py
+(results in experiments/results/controls.md).
 """
 
 from __future__ import annotations
