@@ -170,3 +170,11 @@ def test_incremental_exports_add_up_to_the_log(tmp_path: Path) -> None:
     router.store.export_parquet(snaps)  # a full snapshot beside the parts: still read once
     assert len(read_log(snaps)) == 120
     router.close()
+
+
+def test_an_eligible_list_naming_a_model_twice_is_refused(log: Path, tmp_path: Path) -> None:
+    path = corrupted(log, tmp_path, "UPDATE decisions SET eligible = [chosen, chosen], probabilities = [propensity, 1 - propensity] "
+                     + ONE.format(t="decisions"))
+    with pytest.raises(LogIntegrityError, match="column eligible, row .*names a model twice") as info:
+        read_log(path)
+    assert info.value.row is not None
