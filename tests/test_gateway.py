@@ -117,6 +117,23 @@ def test_async_sdk_concurrent_requests(gateway) -> None:
     assert gw.rows("decisions") == 20 and gw.rows("outcomes") == 20
 
 
+def test_per_request_controls_pass_to_the_router(gateway, fake: FakeOpenAI) -> None:
+    gw = gateway(["fast", "strong"])
+    sdk = client(gw)
+    for _ in range(3):  # the allow-list holds whatever the policy would have drawn
+        response = sdk.chat.completions.create(model="adaptroute/extract", messages=MESSAGES, metadata={"run": "r-7"},
+                                               extra_body={"models": ["strong"], "tenant": "acme",
+                                                           "reward": {"quality": 1.0, "cost": 0.0}})
+        assert response.adaptroute["model"] == "strong"
+    rows = gw.router.store.query("SELECT tenant, metadata FROM decisions")
+    assert len(rows) == 3 and all(t == "acme" and json.loads(m) == {"run": "r-7"} for t, m in rows)
+    assert all("metadata" not in r.json and "tenant" not in r.json for r in fake.requests("strong"))  # adaptroute's own
+    bad = post(gw, {"model": "adaptroute", "messages": MESSAGES, "reward": {"quality": -1}})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "reward"
+    assert post(gw, {"model": "adaptroute", "messages": MESSAGES, "models": ["nope"]}).status_code == 400
+    assert gw.rows("decisions") == 3
+
+
 # -- streaming ---------------------------------------------------------------------------------------
 def test_stream_like_openai_with_and_without_usage(gateway, fake: FakeOpenAI) -> None:
     gw = gateway(["fast"])

@@ -1,9 +1,10 @@
 """POST /v1/chat/completions: OpenAI's request in, Router.acomplete, OpenAI's response (or SSE) out.
 
-Every field of the request other than model, messages and stream options passes to litellm, as in
-Router.complete, except connection and credential parameters (api_base, api_key, ...): those belong
-to the operator's config, and a client that could set them could send the operator's traffic, or
-keys, anywhere.
+Every field of the request other than model, messages and stream options passes to Router.acomplete,
+as in Router.complete: the router's own per-request controls (``reward`` as a table of weights,
+``models`` as an allow-list, ``tenant``, ``metadata``) and litellm's parameters. Connection and
+credential parameters (api_base, api_key, ...) are refused: they belong to the operator's config, and
+a client that could set them could send the operator's traffic, or keys, anywhere.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from ..config import RewardWeights
 from ..errors import AdaptRouteError
 from .gateway import Gateway
 from .http import DECISION_HEADER, RequestProblem, json_response, problem_response, read_json
@@ -28,7 +30,7 @@ _CLIENT_FORBIDDEN = frozenset({
     "extra_headers", "headers", "timeout", "max_retries", "mock_response", "mock_timeout", "mock_tool_calls",
     "azure_ad_token", "azure_ad_token_provider", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
     "aws_region_name", "vertex_credentials", "vertex_project", "vertex_location", "client", "litellm_params",
-    "metadata", "litellm_metadata", "callbacks", "logger_fn", "input_cost_per_token", "output_cost_per_token",
+    "litellm_metadata", "callbacks", "logger_fn", "input_cost_per_token", "output_cost_per_token",
 })
 _DONE = b"data: [DONE]\n\n"
 
@@ -59,12 +61,22 @@ def _parse(gateway: Gateway, payload: Any, task_header: str | None) -> tuple[str
             continue
         if key in _CLIENT_FORBIDDEN or key.startswith(("litellm_", "aws_", "azure_", "vertex_", "mock_")):
             raise _bad(f"{key}: set by the gateway's configuration, not by clients", key)
-        kwargs[key] = value
+        kwargs[key] = _reward(value) if key == "reward" else value
     if stream:
         kwargs["stream"] = True
         if options:
             kwargs["stream_options"] = dict(options)
     return task, payload["messages"], kwargs, include_usage
+
+
+def _reward(value: Any) -> RewardWeights:
+    """Per-request reward weights, as JSON: {"quality": 1, "cost": 50} (per unit, as in the config)."""
+    if not isinstance(value, dict):
+        raise _bad('reward: expected an object of weights, e.g. {"quality": 1, "cost": 50}', "reward")
+    try:
+        return RewardWeights(**value)
+    except AdaptRouteError as exc:
+        raise _bad(f"reward: {exc}", "reward") from None
 
 
 async def chat_completions(gateway: Gateway, request: Request) -> Response:
