@@ -69,6 +69,46 @@ def _run_as() -> tuple[int, int] | None:
     raise PostgresUnavailable("running as root and no 'postgres' or 'nobody' user to run PostgreSQL as")
 
 
+def _runs_as(bin_dir: Path, user: tuple[int, int]) -> bool:
+    def drop() -> None:
+        os.setgid(user[1])
+        os.setuid(user[0])
+
+    try:
+        done = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, preexec_fn=drop,
+                              cwd="/", timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def _reachable(bin_dir: Path, user: tuple[int, int]) -> Path:
+    """``bin_dir`` if ``user`` can run it, else a copy of its installation where it can: a virtualenv
+    under a folder only root may enter (/root) holds pgserver's binaries, which PostgreSQL run as
+    another user cannot reach. PostgreSQL finds its lib/ and share/ relative to its binaries; the
+    wheel's binaries find its bundled libraries in ../../../pgserver.libs, so the copy keeps that layout."""
+    if _runs_as(bin_dir, user):
+        return bin_dir
+    install = bin_dir.parent  # .../pgserver/pginstall
+    layout = [(install, Path(install.parent.name) / install.name)]
+    bundled = install.parents[1] / "pgserver.libs"
+    if bundled.is_dir():
+        layout.append((bundled, Path(bundled.name)))
+    target = Path(tempfile.gettempdir()) / f"adaptroute-pg-install-{user[0]}"
+    copied_bin = target / layout[0][1] / "bin"
+    if not _runs_as(copied_bin, user):
+        staging = Path(tempfile.mkdtemp(prefix="adaptroute-pg-install-"))
+        os.chmod(staging, 0o755)
+        for source, relative in layout:
+            shutil.copytree(source, staging / "copy" / relative, symlinks=True)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(staging / "copy", target)
+        shutil.rmtree(staging, ignore_errors=True)
+    if not _runs_as(copied_bin, user):
+        raise PostgresUnavailable(f"PostgreSQL in {bin_dir} cannot be run as uid {user[0]}, even from a copy in {target}")
+    return copied_bin
+
+
 class TemporaryPostgres:
     """One server; ``url`` connects as superuser ``postgres`` (trust auth on loopback only)."""
 
@@ -78,6 +118,8 @@ class TemporaryPostgres:
         self.fsync = fsync
         self.data_dir = Path(tempfile.mkdtemp(prefix="adaptroute-pg-"))
         self._user = _run_as()
+        if self._user:
+            self.bin_dir = _reachable(self.bin_dir, self._user)
         self._process: subprocess.Popen[bytes] | None = None
         self._log = self.data_dir / "server.log"
         if self._user:
