@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AdaptRouteError, AllModelsFailedError
+from ..errors import AdaptRouteError, AllModelsFailedError, ConfigError
 from ..secrecy import scrub
 from ..types import Attempt, check_quality
 from .calls import litellm
@@ -27,11 +27,20 @@ from .usage import priced_usage, usage_of
 if TYPE_CHECKING:
     from .core import Router, _Request
 
-__all__ = ["BATCH_WINDOW_S", "BatchError", "BatchHandle", "BatchLane"]
+__all__ = ["BATCH_WINDOW_S", "BatchError", "BatchHandle", "BatchLane", "check_submit"]
 
 BATCH_WINDOW_S = 86_400.0  # the providers' completion window ("24h"): the shortest deadline the lane can keep
 _CALL_ONLY = frozenset({"timeout", "max_retries", "api_base", "base_url", "api_key", "api_version", "model", "messages",
                         "custom_llm_provider", "stream"})
+
+
+def check_submit(deadline_s: object, kwargs: dict[str, Any]) -> None:
+    """What submit() refuses before deciding anything: a stream, or a deadline the lane cannot keep."""
+    if kwargs.get("stream"):
+        raise ConfigError("submit(): the batch lane does not stream")
+    if not isinstance(deadline_s, (int, float)) or isinstance(deadline_s, bool) or not deadline_s >= BATCH_WINDOW_S:
+        raise ConfigError(f"submit(): deadline_s must be >= {BATCH_WINDOW_S:.0f} (the providers' 24-hour batch "
+                          f"window), got {deadline_s!r}; use complete() for anything sooner")
 
 
 class BatchError(AdaptRouteError, RuntimeError):

@@ -26,7 +26,7 @@ from ..policy import Policy, Prediction
 from ..policy.constraints import BarControl, QualityBar, predict_under_bar
 from ..policy.pacing import Budget, Pacer
 
-__all__ = ["ControlNote", "OperatorControls", "check_metadata", "check_tenant", "lane_only"]
+__all__ = ["ControlNote", "OperatorControls", "check_metadata", "check_tenant", "lane_only", "overrides"]
 
 _MAX_METADATA_KEYS = 16
 _MAX_METADATA_BYTES = 2048
@@ -139,6 +139,21 @@ class OperatorControls:
         self._capacity = capacity
         self._open: OrderedDict[str, tuple[str, float | None, tuple[Pacer, ...]]] = OrderedDict()  # id -> task, bar, pacers
 
+    def request(
+        self, policy: Policy, x: np.ndarray, eligible: Sequence[str], task: str, overrides: Mapping[str, Any]
+    ) -> tuple[Prediction, ControlNote | None]:
+        """A request's prediction: the policy's own when no control applies to it (no note), else plan()'s."""
+        reward = overrides.get("reward")
+        if reward is not None and not isinstance(reward, RewardWeights):
+            raise ConfigError(f"reward= must be a RewardWeights, got {type(reward).__name__}")
+        tenant = check_tenant(overrides.get("tenant"))
+        metadata = check_metadata(overrides.get("metadata"))
+        allowed = overrides.get("models")
+        if self.bar is None and not self.pacers and reward is None and allowed is None and tenant is None and metadata is None:
+            return policy.predict(x, eligible), None  # the plain path: nothing but the policy's weights
+        return self.plan(policy, x, eligible, task, weights=reward or policy.weights, allowed=allowed,
+                         tenant=tenant, metadata=metadata)
+
     def plan(
         self, policy: Policy, x: np.ndarray, eligible: Sequence[str], task: str, *, weights: RewardWeights,
         allowed: Sequence[str] | None, tenant: str | None, metadata: dict[str, Any] | None,
@@ -241,3 +256,10 @@ def _allow_list(allowed: Sequence[str], known: Sequence[str]) -> tuple[str, ...]
     if unknown:
         raise UnknownModelError(f"models= names models the router does not have: {unknown}; known: {sorted(known)}")
     return tuple(dict.fromkeys(allowed))
+
+
+def overrides(reward: Any, models: Any, tenant: Any, metadata: Any) -> dict[str, Any] | None:
+    """A request's own controls as passed to complete()/submit() (None: it has none)."""
+    if reward is None and models is None and tenant is None and metadata is None:
+        return None
+    return {"reward": reward, "models": models, "tenant": tenant, "metadata": metadata}

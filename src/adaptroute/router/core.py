@@ -27,8 +27,8 @@ from ..store import LogBackend, open_store, read_log
 from ..types import Attempt, Decision, ModelScore, RoutingRecord, check_quality
 from .calls import call_async, call_defaults, call_kwargs, call_sync
 from ..policy.constraints import default_weights
-from .batch import BATCH_WINDOW_S, BatchHandle, BatchLane
-from .controls import ControlNote, OperatorControls, check_metadata, check_tenant, lane_only
+from .batch import BATCH_WINDOW_S, BatchHandle, BatchLane, check_submit
+from .controls import ControlNote, OperatorControls, lane_only, overrides as _overrides
 from .cooldown import Cooldowns
 from .failures import all_failed_message
 from .flow import Call, FlowResult, Pause, RequestPlan, Score, route
@@ -258,17 +258,7 @@ class Router:
 
     def _plan(self, policy: Policy, x: np.ndarray, eligible: Sequence[str], task: str, overrides: dict[str, Any]) -> tuple[Any, ControlNote | None]:
         """The policy's prediction, through the operator controls when any apply to this request."""
-        controls = self._controls
-        reward = overrides.get("reward")
-        if reward is not None and not isinstance(reward, RewardWeights):
-            raise ConfigError(f"reward= must be a RewardWeights, got {type(reward).__name__}")
-        tenant = check_tenant(overrides.get("tenant"))
-        metadata = check_metadata(overrides.get("metadata"))
-        allowed = overrides.get("models")
-        if controls.bar is None and not controls.pacers and reward is None and allowed is None and tenant is None and metadata is None:
-            return policy.predict(x, eligible), None  # the plain path: nothing but the policy's weights
-        return controls.plan(policy, x, eligible, task, weights=reward or policy.weights, allowed=allowed,
-                             tenant=tenant, metadata=metadata)
+        return self._controls.request(policy, x, eligible, task, overrides)
 
     def _features(self, messages: list[dict[str, Any]], task: str) -> np.ndarray:
         if self._shared_tasks is not None:  # a new task is numbered by the shared log first
@@ -338,11 +328,7 @@ class Router:
         """Route a request that can wait (``deadline_s`` >= 24 h) through the provider's batch interface
         at its batch discount; returns a handle. Decided and logged now (lane "batch"); sent and
         gathered by collect() or the handle's result(). Same per-request controls as complete()."""
-        if kwargs.get("stream"):
-            raise ConfigError("submit(): the batch lane does not stream")
-        if not isinstance(deadline_s, (int, float)) or isinstance(deadline_s, bool) or not deadline_s >= BATCH_WINDOW_S:
-            raise ConfigError(f"submit(): deadline_s must be >= {BATCH_WINDOW_S:.0f} (the providers' 24-hour batch "
-                              f"window), got {deadline_s!r}; use complete() for anything sooner")
+        check_submit(deadline_s, kwargs)
         request = self._decide(messages, task, kwargs, _overrides(reward, models, tenant, metadata), lane="batch")
         return self._batches.submit(request, deadline_s)
 
@@ -606,8 +592,3 @@ class Router:
     def __repr__(self) -> str:
         return f"Router(models={list(self._models)}, policy={self.policy!r}, store={self._store.path!r})"
 
-
-def _overrides(reward: Any, models: Any, tenant: Any, metadata: Any) -> dict[str, Any] | None:
-    if reward is None and models is None and tenant is None and metadata is None:
-        return None
-    return {"reward": reward, "models": models, "tenant": tenant, "metadata": metadata}
