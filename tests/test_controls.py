@@ -337,3 +337,21 @@ def test_tune_sweeps_bars(tmp_path, capsys) -> None:  # noqa: ANN001
     assert main(["tune", str(path), "--bar"]) == 0
     assert "tune --bar (simulated): 5 bars" in capsys.readouterr().out
     assert main(["tune", str(path), "--bar", "x="]) == 2
+
+
+def test_acomplete_and_streams_take_the_same_controls() -> None:
+    import asyncio
+
+    router = Router(SPECS, quality_bar={"triage": 0.8}, scorer=lambda m, r: 1.0)
+
+    async def go():  # noqa: ANN202
+        return await router.acomplete(MSG, task="triage", mock_response="ok", models=["cheap", "mid"], tenant="acme",
+                                      metadata={"k": 1})
+
+    record = asyncio.run(go()).adaptroute
+    assert record.model in ("cheap", "mid") and record.controls["tenant"] == "acme" and record.controls["bar"] == 0.8
+    stream = router.complete(MSG, task="triage", mock_response="ok", stream=True, reward=RewardWeights(cost=5))
+    assert "".join(c.choices[0].delta.content or "" for c in stream) == "ok"
+    assert stream.adaptroute.controls["weights"]["cost"] == 5
+    assert router.controls["bar_shift"]["triage"] > 0  # both outcomes reached the bar's state
+    router.close()
