@@ -32,6 +32,7 @@ import numpy as np
 from adaptroute.config import RewardWeights
 from adaptroute.datasets import FullInfoDataset, load_dataset
 from adaptroute.datasets.synthetic import generate, random_profile
+from adaptroute.features import HashingFeaturizer
 from adaptroute.policy import make_policy
 from adaptroute.replay.changes import parse_change, worlds
 from adaptroute.replay.simulate import SimulationResult, simulate
@@ -98,12 +99,14 @@ def half_traffic(result: SimulationResult, data: FullInfoDataset, weights: Rewar
 
 def run(job: tuple[str, str, float, int, dict, str | None]) -> dict:
     kind, name, lam, seed, policy_kw, spec = job
+    policy_kw = dict(policy_kw)
+    featurizer = HashingFeaturizer(**policy_kw.pop("featurizer", {}))
     data = routerbench() if kind == "routerbench" else market(MARKETS[int(name)], seed)
     c_max = float(data.cost_usd.mean(axis=0).max())
     weights = weights_for(lam, c_max)
     changes = () if spec is None else (parse_change(change_specs(data, weights)[spec], data.models, PASSES),)
     policy = make_policy("thompson", weights=weights, seed=seed, **policy_kw)
-    result = simulate(data, policy, weights, seed=seed, passes=PASSES, changes=changes)
+    result = simulate(data, policy, weights, seed=seed, passes=PASSES, changes=changes, featurizer=featurizer)
     last = result.per_pass[-1]
     return {
         "kind": kind, "name": name, "lam": lam, "seed": seed, "change": spec,

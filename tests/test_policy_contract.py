@@ -226,11 +226,11 @@ def test_change_detection_relearns_a_degraded_model_and_a_refit_keeps_it() -> No
     """Without any forgetting, a model whose outcomes stop matching its estimate is caught by the
     change detector and re-learned from its outcomes since the change; an unchanged one is left alone.
     A retrain (clone + fit on the same observations in the same order) drops the same old outcomes."""
-    policy = make_policy("thompson", seed=1, detect_changes=True)
+    policy = make_policy("thompson", seed=1)
     policy.add_model("a")
     policy.add_model("b")
     rng = np.random.default_rng(0)
-    X = np.ones((860, 3))
+    X = np.ones((1000, 3))
     chosen, outcomes = [], []
     for i, x in enumerate(X):
         model = i % 2

@@ -29,6 +29,7 @@ from .records import BatchPrediction, ModelPrior, Prediction, _prior_from_row
 __all__ = ["BatchPrediction", "ModelPrior", "Policy", "Prediction"]
 
 _T = len(TARGETS)
+_BOUNDED = np.array([t in ("quality", "failed") for t in TARGETS])  # targets that live in [0, 1]
 # Noise variance assumed before any data, per target: quality and failure live in [0, 1] (0.25 is the
 # largest variance such a variable can have); cost and latency get a 50% relative spread (see
 # _prior_and_noise).
@@ -76,7 +77,8 @@ class Policy(ABC):
         discount: float = 1.0,
         noise_prior_n: float = 2.0,
         shrinkage: bool = True,
-        detect_changes: bool = False,
+        detect_changes: bool = True,
+        bernoulli_noise: bool = True,
         seed: int = 0,
     ) -> None:
         if not 0.0 < floor < 1.0:
@@ -94,6 +96,7 @@ class Policy(ABC):
         self.noise_prior_n = float(noise_prior_n)
         self.shrinkage = bool(shrinkage)
         self.detect_changes = bool(detect_changes)
+        self.bernoulli_noise = bool(bernoulli_noise)
         # Detected changes, as (model, tick the change started): observations of that model up to the
         # tick are not learned again by a refit (see fit). Kept by clone(), so a retrain keeps them.
         self.change_points: list[tuple[str, float]] = []
@@ -106,7 +109,7 @@ class Policy(ABC):
 
     def _reset_state(self) -> None:
         self._arms = ArmModels(_T, self.prior_precision, self.discount)
-        self._drift = DriftDetector(_T) if self.detect_changes else None
+        self._drift = DriftDetector(_T, _BOUNDED) if self.detect_changes else None
         self._models: dict[str, int] = {}
         self._configured = np.zeros((0, _T))  # configured prior means, NaN where unset
         self._sum = np.zeros(_T)  # pooled sums over every observation, for empirical-Bayes priors
@@ -128,6 +131,7 @@ class Policy(ABC):
             "noise_prior_n": self.noise_prior_n,
             "shrinkage": self.shrinkage,
             "detect_changes": self.detect_changes,
+            "bernoulli_noise": self.bernoulli_noise,
             "seed": self.seed,
         }
 
@@ -263,6 +267,9 @@ class Policy(ABC):
             mean, u2, noise = mean[idx], u2[idx], noise[idx]
         w, w2 = self._weight_vectors(weights)
         variance = u2[:, None] * noise  # posterior variance of each predicted component
+        if self.bernoulli_noise:  # a pass rate's noise at least what its predicted level implies
+            q = np.minimum(np.maximum(mean[:, 0], 0.0), 1.0)
+            np.maximum(variance[:, 0], u2 * q * (1.0 - q), out=variance[:, 0])
         if self.shrinkage:
             offset = state.quality_offset
             if idx is None:
@@ -383,7 +390,7 @@ class Policy(ABC):
         mean, u2 = arms.own_prediction(arm, x, state.prior[arm])
         scale = state.noise[arm] * (1.0 + u2)
         scale += 1e-12 + (1e-3 * mean) ** 2  # targets that never vary (latency 0) cannot alarm
-        return self._drift.observe(arm, arms.clock + 1.0, (y - mean) / np.sqrt(scale))
+        return self._drift.observe(arm, arms.clock + 1.0, y, mean, np.sqrt(scale))
 
     def revise(self, x: np.ndarray, model: str, old: Outcome, new: Outcome) -> None:
         """Replace a learned outcome (for example when feedback() corrects a scorer's quality)."""

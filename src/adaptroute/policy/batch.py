@@ -61,6 +61,9 @@ def predict_rows(
         u2 = np.maximum(np.einsum("rkd,rd->rk", V, Xc), 0.0)
         m = (Xc @ theta).reshape(-1, k, _T) + lam * V[:, :, :1] * prior[None]
         var = u2[:, :, None] * noise[None]
+        if policy.bernoulli_noise:
+            q = np.clip(m[..., 0], 0.0, 1.0)
+            np.maximum(var[..., 0], u2 * q * (1.0 - q), out=var[..., 0])
         if policy.shrinkage:
             _shrink_quality(m, var, counts, offset)
         if policy._arms.discount < 1.0:

@@ -1,17 +1,19 @@
 """Change detection per model: notice when a model's outcomes stop matching what was learned of it.
 
-Every observation is compared with the model's own prediction for that context before it is learned:
-z = (y - predicted) / predictive sd, per target (quality, cost, latency, failure), clipped to +-3 so that
-one freak outcome cannot fire on its own. A two-sided CUSUM per model and target accumulates
-``z - slack`` (and ``-z - slack``); when one passes ``threshold`` the model has changed, and the
-observations since that CUSUM last stood at zero (the estimated start of the change) are the only ones
-the model keeps: its older statistics are dropped and rebuilt from the recent ones this detector holds.
+Every observation is compared with the model's own prediction for that context before it is learned,
+and a two-sided CUSUM per model and target accumulates the evidence that the outcomes moved away from it:
 
-A favourite that degrades by 0.3 in quality (about 1 sd of a pass/fail score) is caught within a few
-dozen of its requests; a 10x price change within a handful. With slack 0.5 and threshold 8, an unchanged
-model with normal residuals raises a false alarm about once in 10^4 of its observations per target
-(Siegmund's approximation), and a false alarm costs little: the model keeps its recent outcomes and the
-posterior widens until it has re-earned its place.
+- quality and failure live in [0, 1] (mostly pass/fail): the CUSUM adds the Bernoulli log-likelihood
+  ratio of "the rate moved by ``shift`` (0.15) up or down" against "it is what was predicted", which
+  stays calibrated for skewed rates (a 0.9 model's rare failures are not mistaken for a change);
+- cost and latency: standardized residuals z (clipped to +-3, so one freak outcome cannot fire alone)
+  minus a slack of 0.5 sd.
+
+When a CUSUM passes ``threshold`` (10: under no change, a false alarm per target about once in e^10 ~
+22,000 of a model's observations), the model has changed: the observations since that CUSUM last stood
+at zero (the estimated start of the change) are the only ones it keeps, its older statistics are
+dropped and rebuilt from the recent ones this detector holds. A favourite whose pass rate drops by 0.3
+is caught within about 40 of its requests, a 10x price change within a handful.
 """
 
 from __future__ import annotations
@@ -25,14 +27,18 @@ class DriftDetector:
     """Two-sided CUSUM per (model, target) over standardized prediction residuals, plus each model's
     most recent ``memory`` observations (context, targets, clock tick) to rebuild it from on a change."""
 
-    def __init__(self, n_targets: int, *, slack: float = 0.5, threshold: float = 8.0, memory: int = 256) -> None:
+    def __init__(self, n_targets: int, bounded: np.ndarray, *, shift: float = 0.15, slack: float = 0.5,
+                 threshold: float = 10.0, memory: int = 256) -> None:
         self.n_targets = n_targets
+        self.bounded = np.asarray(bounded, dtype=bool)  # (T,) targets in [0, 1]: Bernoulli evidence
+        self.shift = float(shift)
         self.slack = float(slack)
         self.threshold = float(threshold)
         self.memory = int(memory)
         self.up = np.zeros((0, n_targets))
         self.down = np.zeros((0, n_targets))
-        self.start = np.zeros((0, n_targets))  # tick after which each CUSUM last stood at zero
+        self.start_up = np.zeros((0, n_targets))  # tick after which each CUSUM last stood at zero
+        self.start_down = np.zeros((0, n_targets))
         self._x: list[list[np.ndarray]] = []
         self._y: list[list[np.ndarray]] = []
         self._tick: list[list[float]] = []
@@ -42,25 +48,41 @@ class DriftDetector:
         t = self.n_targets
         self.up = np.vstack([self.up, np.zeros((1, t))])
         self.down = np.vstack([self.down, np.zeros((1, t))])
-        self.start = np.vstack([self.start, np.zeros((1, t))])
+        self.start_up = np.vstack([self.start_up, np.zeros((1, t))])
+        self.start_down = np.vstack([self.start_down, np.zeros((1, t))])
         self._x.append([])
         self._y.append([])
         self._tick.append([])
 
-    def observe(self, arm: int, tick: float, z: np.ndarray) -> float | None:
-        """Feed one observation's standardized residuals; return the tick the change started at when an
-        alarm fires (the CUSUMs of that model then restart), else None."""
-        z = np.clip(z, -3.0, 3.0)
-        up = np.maximum(self.up[arm] + z - self.slack, 0.0)
-        down = np.maximum(self.down[arm] - z - self.slack, 0.0)
-        idle = (up == 0.0) & (down == 0.0)
-        self.start[arm] = np.where(idle, tick, self.start[arm])
-        fired = (up > self.threshold) | (down > self.threshold)
-        if fired.any():
-            since = float(self.start[arm][fired].min())
+    def evidence(self, y: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per target, the log-likelihood ratio of one observation for "it moved up" and "it moved down"."""
+        p0 = np.clip(mean, 0.02, 0.98)
+        up_p, down_p = np.minimum(p0 + self.shift, 0.99), np.maximum(p0 - self.shift, 0.01)
+        q = np.clip(y, 0.0, 1.0)
+
+        def llr(p1: np.ndarray) -> np.ndarray:
+            return q * np.log(p1 / p0) + (1.0 - q) * np.log((1.0 - p1) / (1.0 - p0))
+
+        z = np.clip((y - mean) / sd, -3.0, 3.0)
+        return (np.where(self.bounded, llr(up_p), z - self.slack),
+                np.where(self.bounded, llr(down_p), -z - self.slack))
+
+    def observe(self, arm: int, tick: float, y: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> float | None:
+        """Feed one observation (targets ``y`` against the model's predicted ``mean`` and predictive
+        ``sd``); return the tick the change started at when an alarm fires (that model's CUSUMs then
+        restart), else None."""
+        rise, fall = self.evidence(y, mean, sd)
+        up = np.maximum(self.up[arm] + rise, 0.0)
+        down = np.maximum(self.down[arm] + fall, 0.0)
+        self.start_up[arm] = np.where(up == 0.0, tick, self.start_up[arm])
+        self.start_down[arm] = np.where(down == 0.0, tick, self.start_down[arm])
+        fired_up, fired_down = up > self.threshold, down > self.threshold
+        if fired_up.any() or fired_down.any():
+            since = float(np.concatenate([self.start_up[arm][fired_up], self.start_down[arm][fired_down]]).min())
             self.up[arm] = 0.0
             self.down[arm] = 0.0
-            self.start[arm] = tick
+            self.start_up[arm] = tick
+            self.start_down[arm] = tick
             self.changes.append((arm, since))
             return since
         self.up[arm], self.down[arm] = up, down
@@ -91,7 +113,8 @@ class DriftDetector:
         k = self.up.shape[0]
         self.up = np.zeros((k, self.n_targets))
         self.down = np.zeros((k, self.n_targets))
-        self.start = np.zeros((k, self.n_targets))
+        self.start_up = np.zeros((k, self.n_targets))
+        self.start_down = np.zeros((k, self.n_targets))
         self._x = [[] for _ in range(k)]
         self._y = [[] for _ in range(k)]
         self._tick = [[] for _ in range(k)]

@@ -147,12 +147,14 @@ class ThompsonSampling(Policy):
 
     name = "thompson"
 
-    def __init__(self, *, scale: float = 0.5, scale_at: float | None = 10.0, explore: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, *, scale: float = 0.5, scale_at: float | None = 10.0, explore: float = 0.6,
+                 explore_after: float = 8000.0, **kwargs: Any) -> None:
         if not scale > 0:
             raise ConfigError(f"scale must be > 0, got {scale}")
         if not 0.0 <= explore <= 1.0:
             raise ConfigError(f"explore must be in [0, 1], got {explore}")
         self.explore = float(explore)
+        self.explore_after = float(explore_after)
         if scale_at is not None and not scale_at >= 3:
             raise ConfigError(f"scale_at must be a number of models >= 3 (or None), got {scale_at}")
         self.scale = float(scale)
@@ -160,7 +162,7 @@ class ThompsonSampling(Policy):
         super().__init__(**kwargs)
 
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "scale": self.scale, "scale_at": self.scale_at, "explore": self.explore}
+        return {**super().params(), "scale": self.scale, "scale_at": self.scale_at, "explore": self.explore, "explore_after": self.explore_after}
 
     def width(self, k: int) -> float:
         """The factor on the posterior sd when choosing among ``k`` models."""
@@ -168,11 +170,20 @@ class ThompsonSampling(Policy):
             return self.scale
         return self.scale * math.sqrt(math.log(self.scale_at) / math.log(max(k, 3)))
 
+    def explore_share(self) -> float:
+        """The share of decisions drawn from the full posterior rather than the narrowed one."""
+        if self.explore_after <= 0.0:
+            return self.explore
+        r = self._arms.clock / self.explore_after
+        r *= r
+        return self.explore * r / (1.0 + r)
+
     def _probabilities(self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         p = win_probabilities(reward, sd * self.width(reward.shape[0]), low, high)
-        if self.explore > 0.0:
-            p *= 1.0 - self.explore
-            p += self.explore * win_probabilities(reward, sd, low, high)
+        a = self.explore_share()
+        if a > 0.0:
+            p *= 1.0 - a
+            p += a * win_probabilities(reward, sd, low, high)
         return p
 
     def sample(self, x: np.ndarray, rng: np.random.Generator | None = None, weights: Any = None) -> int:
@@ -184,10 +195,12 @@ class ThompsonSampling(Policy):
             _, idx = self._eligible(None)
             _, reward, sd, low, high = self._reward_stats(self._fit_dim(x), idx, weights)
         k = reward.shape[0]
-        if k > 1 and rng.random() < self.floor:
+        u = rng.random() if k > 1 else 1.0
+        if u < self.floor:
             return int(rng.integers(k))
         centre = np.minimum(np.maximum(reward, low), high)
-        width = 1.0 if self.explore > 0.0 and rng.random() < self.explore else self.width(k)
+        # the same uniform, past the floor, picks the full posterior with probability explore_share()
+        width = 1.0 if (u - self.floor) < self.explore_share() * (1.0 - self.floor) else self.width(k)
         draws = centre + (width * sd) * rng.standard_normal(k)
         return int(np.minimum(np.maximum(draws, low), high).argmax())
 
@@ -197,7 +210,8 @@ class ThompsonSampling(Policy):
         counts, row_count = np.unique(mask.sum(axis=1), return_inverse=True)  # each row's eligible count
         widths = np.array([self.width(int(k)) for k in counts])[row_count]
         p = win_probabilities_batch(reward, sd * widths[:, None], low, high, mask)
-        if self.explore > 0.0:
-            p *= 1.0 - self.explore
-            p += self.explore * win_probabilities_batch(reward, sd, low, high, mask)
+        a = self.explore_share()
+        if a > 0.0:
+            p *= 1.0 - a
+            p += a * win_probabilities_batch(reward, sd, low, high, mask)
         return p
