@@ -151,20 +151,31 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     from .datasets import load_dataset, read_priors
+    from .replay.changes import parse_change
     from .replay.simulate import simulate
 
     data = load_dataset(args.data, allow_pickle=args.allow_pickle)
     warm = load_dataset(args.warm_start, allow_pickle=args.allow_pickle) if args.warm_start else None
     priors = read_priors(args.priors) if args.priors else None
+    if args.passes < 1:
+        raise CommandError(f"--passes must be >= 1, got {args.passes}")
+    changes = [parse_change(spec, data.models, args.passes) for spec in args.change]
+    plot = plot_path(args.plot, "simulate.png")
     result = simulate(data, args.policy, _weights(args.weights) if args.weights else None, seed=args.seed,
                       passes=args.passes, warm_start=warm, priors=priors, progress=not args.json, bar=args.bar,
-                      budget_per_request=args.budget_per_request)
+                      budget_per_request=args.budget_per_request, changes=changes)
+    if plot is not None:
+        from .replay.simulate_plot import plot_simulation
+
+        plot_simulation(result, plot)
     if args.json:
-        _print_json(result.to_dict())
+        _print_json({**result.to_dict(), **({"plot": str(plot)} if plot else {})})
         return 0
     from .replay.formatting import format_simulation
 
     print(format_simulation(result))
+    if plot is not None:
+        print(f"Plot: {plot}")
     return 0
 
 

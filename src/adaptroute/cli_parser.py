@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                "model it chose, and prints it next to the reference points (best single model, cheapest, random, "
                "best fixed model per task in hindsight, per-prompt oracle).",
                _examples("adaptroute simulate evals.csv --weights quality=1,cost=20",
-                         "adaptroute simulate routerbench/ --policy linucb --passes 3 --json"))
+                         "adaptroute simulate routerbench/ --policy linucb --passes 3 --json",
+                         "adaptroute simulate routerbench/ --passes 4 --change 2:gpt-4-1106-preview:cost*=0.1 --plot run.png"))
     sim.add_argument("data", metavar="DATA", help="RouterBench wide CSV or folder, or a long-format parquet/CSV/JSONL "
                      "file with prompt_id, task, model, quality, cost_usd[, latency_s, prompt]")
     sim.add_argument("--passes", type=int, default=1, help="times the prompts are streamed (in a new order each pass)")
@@ -129,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
                      "--bar or --budget-per-request the default bar 0.9*best applies")
     sim.add_argument("--budget-per-request", dest="budget_per_request", type=float, metavar="USD",
                      help="mean spend per request to pace to (a hard cap on the run's total)")
+    sim.add_argument("--change", action="append", default=[], metavar="PASS:MODEL:EFFECT",
+                     help="from pass PASS (1-based) on, EFFECT holds for MODEL: quality-=D, quality+=D, cost*=F, "
+                     "arrive (absent before PASS) or leave (absent from PASS on); repeatable, e.g. "
+                     "--change 2:gpt-4o:quality-=0.3")
+    sim.add_argument("--plot", metavar="FILE_OR_DIR",
+                     help="image of the reward per window of requests against each pass's references, changes "
+                     "marked (.png/.svg/.pdf, or a folder for simulate.png)")
     sim.add_argument("--allow-pickle", action="store_true",
                      help="allow reading RouterBench's pandas pickle: unpickling runs code from the file, so only for files you trust")
     _policy(sim)

@@ -29,6 +29,9 @@ from .records import BatchPrediction, ModelPrior, Prediction, _prior_from_row
 __all__ = ["BatchPrediction", "ModelPrior", "Policy", "Prediction"]
 
 _T = len(TARGETS)
+# Change detection starts once a model has this many (discounted) observations: before that its
+# estimate is still moving by more than the shifts the detector looks for.
+_DRIFT_AFTER = 30
 _BOUNDED = np.array([t in ("quality", "failed") for t in TARGETS])  # targets that live in [0, 1]
 # Noise variance assumed before any data, per target: quality and failure live in [0, 1] (0.25 is the
 # largest variance such a variable can have); cost and latency get a 50% relative spread (see
@@ -381,10 +384,9 @@ class Policy(ABC):
 
     def _check_drift(self, arm: int, x: np.ndarray, y: np.ndarray) -> float | None:
         """Compare an observation with the model's own prediction (before learning it) and feed the
-        change detector; the tick the change started at if it fires. Only once a model has a few
-        observations: before that, there is nothing to differ from."""
+        change detector; the tick the change started at if it fires."""
         arms = self._arms
-        if arms.n[arm] < 8:
+        if arms.n[arm] < _DRIFT_AFTER:
             return None
         state = self._decision_state()
         mean, u2 = arms.own_prediction(arm, x, state.prior[arm])

@@ -56,7 +56,7 @@ class DriftDetector:
 
     def evidence(self, y: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per target, the log-likelihood ratio of one observation for "it moved up" and "it moved down"."""
-        p0 = np.clip(mean, 0.02, 0.98)
+        p0 = np.clip(mean, 0.05, 0.95)  # an estimate, not a certainty: never bet on 0 or 1
         up_p, down_p = np.minimum(p0 + self.shift, 0.99), np.maximum(p0 - self.shift, 0.01)
         q = np.clip(y, 0.0, 1.0)
 

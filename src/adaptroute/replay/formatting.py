@@ -33,6 +33,23 @@ def format_simulation(result: SimulationResult) -> str:
     if result.controls:
         lines += ["", "operator controls: " + ", ".join(f"{k} {v}" for k, v in result.controls.items()), ""]
         lines += _per_task(result)
+    if result.passes > 1 or result.changes:
+        lines += ["", _per_pass(result)]
+    return "\n".join(lines)
+
+
+def _per_pass(result: SimulationResult) -> str:
+    """One row per pass, next to that pass's references (the world as it was during the pass)."""
+    changes = {}
+    for change in result.changes:
+        changes.setdefault(change.start_pass, []).append(change.spec().split(":", 1)[1])
+    lines = ["per pass (references for the world during that pass):", "",
+             "| pass | mean quality | mean cost (USD) | mean reward | best fixed per task | oracle | gap to best fixed | changes from this pass |",
+             "|---|---|---|---|---|---|---|---|"]
+    for i, p in enumerate(result.per_pass, start=1):
+        lines.append(f"| {i} | {p.mean_quality:.4f} | {p.mean_cost_usd:.6f} | {p.mean_reward:.4f} | "
+                     f"{p.best_fixed_per_task_reward:.4f} | {p.oracle_reward:.4f} | "
+                     f"{p.mean_reward - p.best_fixed_per_task_reward:+.4f} | {', '.join(changes.get(i, [])) or '-'} |")
     return "\n".join(lines)
 
 

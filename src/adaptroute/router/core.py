@@ -18,7 +18,8 @@ import numpy as np
 
 from ..config import ModelSpec, RewardWeights, RouterSettings
 from ..datasets import FullInfoDataset, load_dataset
-from ..errors import AllModelsFailedError, ConfigError, NoEligibleModelError, PolicyStateError, UnknownDecisionError
+from ..errors import (AllModelsFailedError, ConfigError, NoEligibleModelError, PolicyStateError, UnknownDecisionError,
+                      UnknownModelError)
 from ..features import Featurizer, HashingFeaturizer
 from ..messages import PromptHasher, prompt_text, validate_messages
 from ..policy import Policy, load_policy, make_policy, save_policy
@@ -113,12 +114,8 @@ class Router:
         if scorer is not None and not callable(scorer):
             raise ConfigError("scorer must be callable: scorer(messages, response) -> float in [0, 1] or bool")
         warm_up()  # litellm's import and first-call loading happen here, not in the first request's latency
-        self._models: dict[str, PricedModel] = resolve_models(models)
-        self._names = tuple(self._models)
-        windows = [m.max_input_tokens for m in self._models.values()]
-        # Prompts up to this many tokens fit every model: no per-call filtering by context window.
-        self._fits_all = math.inf if None in windows else min(windows)  # type: ignore[type-var]
-        self._call_defaults = {n: call_defaults(m, self.settings.timeout_s) for n, m in self._models.items()}
+        self._roster_lock = threading.Lock()
+        self._install(resolve_models(models))
         if isinstance(policy, Policy):
             chosen_policy = policy
             if reward is not None:
@@ -173,6 +170,42 @@ class Router:
     @property
     def models(self) -> tuple[str, ...]:
         return tuple(self._models)
+
+    def _install(self, models: dict[str, PricedModel]) -> None:
+        """Offer exactly ``models`` from the next decision on. Copy-on-write: requests in flight keep
+        the dictionaries they read (their fallbacks stay within the models they were planned with)."""
+        windows = [m.max_input_tokens for m in models.values()]
+        defaults = {n: call_defaults(m, self.settings.timeout_s) for n, m in models.items()}
+        # Prompts up to this many tokens fit every model: no per-call filtering by context window.
+        self._fits_all = math.inf if None in windows else min(windows)  # type: ignore[type-var]
+        self._call_defaults = defaults
+        self._models = models
+        self._names = tuple(models)
+
+    def add_model(self, model: str | ModelSpec) -> None:
+        """Offer one more model from the next request on. It starts from its prior (configured expected
+        quality, the price table) and is explored like any untried model; what the policy learned of
+        the others is kept, and a model removed earlier comes back with what was learned of it."""
+        priced = resolve_models([model])
+        name = next(iter(priced))
+        with self._roster_lock:
+            if name in self._models:
+                raise ConfigError(f"add_model(): {name!r} is already one of the router's models {list(self._models)}")
+            self._secrets.add(*priced[name].spec.secrets)
+            self._install({**self._models, **priced})
+        self._refresh_priors()
+        log.info("adaptroute: model %s added; the router now offers %s", name, list(self._models))
+
+    def remove_model(self, name: str) -> None:
+        """Stop offering ``name`` from the next request on: it is no longer eligible (so no decision
+        logs a probability for it), while what was learned of it stays in the policy and the log."""
+        with self._roster_lock:
+            if name not in self._models:
+                raise UnknownModelError(f"remove_model(): unknown model {name!r}; the router's models: {list(self._models)}")
+            if len(self._models) == 1:
+                raise ConfigError(f"remove_model(): {name!r} is the router's only model; add another first")
+            self._install({k: v for k, v in self._models.items() if k != name})
+        log.info("adaptroute: model %s removed; the router now offers %s", name, list(self._models))
 
     @property
     def policy(self) -> Policy:
