@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy-kw", default="{}", help="JSON keyword arguments for the Thompson sampling policy")
     parser.add_argument("--quick", action="store_true", help="RouterBench only, no file written")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--no-write", dest="write", action="store_false", help="print the table only")
     args = parser.parse_args(argv)
     seeds = _seeds(args.seeds)
     kw = json.loads(args.policy_kw)
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         results = list(tqdm(pool.map(run, jobs), total=len(jobs), desc="long runs", file=sys.stderr))
     text = write(results, seeds, kw)
     print(text)
-    if not args.quick:
+    if args.write and not args.quick:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "long_runs.md").write_text(text + "\n")
         plot(results)
