@@ -115,11 +115,11 @@ def run(job: tuple[str, str, float, int, dict, str | None]) -> dict:
         "first_gap": result.per_pass[0].mean_reward - result.per_pass[0].best_fixed_per_task_reward,
         "fixed": last.best_fixed_per_task_reward, "oracle": last.oracle_reward,
         "half": None if spec is None else half_traffic(result, data, weights),
-        "windows": _windows(result, data, weights),
+        "windows": _windows(result),
     }
 
 
-def _windows(result: SimulationResult, data: FullInfoDataset, weights: RewardWeights, size: int = 250) -> list[float]:
+def _windows(result: SimulationResult, size: int = 250) -> list[float]:
     r = result.rewards
     return [float(r[i : i + size].mean()) for i in range(0, r.shape[0] - size + 1, size)]
 
@@ -205,8 +205,7 @@ def plot(results: list[dict]) -> None:
             ax.plot(r["windows"], color="tab:blue", alpha=0.25, lw=0.8)
         ax.plot(np.mean([r["windows"] for r in rs], axis=0), color="tab:blue", lw=1.8, label="adaptroute (mean; thin: seeds)")
         per_window = len(rs[0]["windows"]) / PASSES
-        fixed = np.repeat([np.mean([r["fixed"] for r in rs])], 1)
-        ax.axhline(float(fixed[0]), color="k", ls="--", lw=1, label="best fixed per task, last pass")
+        ax.axhline(float(np.mean([r["fixed"] for r in rs])), color="k", ls="--", lw=1, label="best fixed per task, last pass")
         if change:
             ax.axvline(per_window, color="tab:red", lw=1)
         ax.set_title(change or "no change", fontsize=9)

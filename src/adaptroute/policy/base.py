@@ -379,7 +379,8 @@ class Policy(ABC):
                 self._drift.remember(arm, arms.clock, x, y)
                 if since is not None:  # a change: keep only what the model did since it began
                     arms.rebuild(arm, *self._drift.recent(arm, since, arms.dim))
-                    self.change_points.append((model, since))
+                    # only a model's latest change matters to a refit: one entry per model
+                    self.change_points = [(m, t) for m, t in self.change_points if m != model] + [(model, since)]
             self._changed()
 
     def _check_drift(self, arm: int, x: np.ndarray, y: np.ndarray) -> float | None:

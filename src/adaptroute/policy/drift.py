@@ -42,7 +42,6 @@ class DriftDetector:
         self._x: list[list[np.ndarray]] = []
         self._y: list[list[np.ndarray]] = []
         self._tick: list[list[float]] = []
-        self.changes: list[tuple[int, float]] = []  # (arm, tick the change is estimated to start) per alarm
 
     def add_arm(self) -> None:
         t = self.n_targets
@@ -83,7 +82,6 @@ class DriftDetector:
             self.down[arm] = 0.0
             self.start_up[arm] = tick
             self.start_down[arm] = tick
-            self.changes.append((arm, since))
             return since
         self.up[arm], self.down[arm] = up, down
         return None

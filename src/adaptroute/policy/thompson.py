@@ -176,7 +176,8 @@ class ThompsonSampling(Policy):
             return self.explore
         r = self._arms.clock / self.explore_after
         r *= r
-        return self.explore * r / (1.0 + r)
+        share = self.explore * r / (1.0 + r)
+        return share if share >= 1e-3 else 0.0  # below 0.1%, not worth a second integral per decision
 
     def _probabilities(self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         p = win_probabilities(reward, sd * self.width(reward.shape[0]), low, high)
