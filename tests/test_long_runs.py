@@ -170,6 +170,30 @@ def test_router_moves_traffic_when_the_favourite_degrades(tmp_path) -> None:  # 
         assert any(m == "gpt-4o-mini" for m, _ in router.policy.change_points)
 
 
+def test_failures_are_pass_fail_evidence_for_the_detector() -> None:
+    """Quality and failure live in [0, 1]: the change detector weighs them as pass/fail outcomes."""
+    from adaptroute.policy import make_policy
+    from adaptroute.types import TARGETS
+
+    bounded = make_policy("thompson")._drift.bounded
+    assert {t for t, b in zip(TARGETS, bounded, strict=True) if b} == {"quality", "failure"}
+
+
+def test_no_false_alarms_from_rates_near_0_or_1() -> None:
+    """A pass rate of 0.99 and a failure rate of 0, as predicted: about one alarm in e^10 observations,
+    not a steady drift toward one because an alternative was clipped (seeded)."""
+    import numpy as np
+    from adaptroute.policy.drift import DriftDetector
+
+    detector = DriftDetector(4, np.array([True, False, False, True]))
+    detector.add_arm()
+    rng = np.random.default_rng(0)
+    mean, sd = np.array([0.99, 0.001, 0.5, 0.0]), np.array([0.1, 0.0003, 0.1, 0.01])
+    alarms = sum(detector.observe(0, t, np.array([float(rng.random() < 0.99), 0.001, 0.5, 0.0]), mean, sd) is not None
+                 for t in range(20_000))
+    assert alarms <= 2
+
+
 def test_router_add_model_gets_traffic_and_remove_model_stops_it_at_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
     scorer = DriftingScorer({"gpt-4o-mini": 0.6, "gpt-4o": 0.7, "gpt-4.1-nano": 0.3, "better": 0.95})
     better = ModelSpec(name="better", litellm_model="gpt-4o-mini", input_cost_per_token=1e-7,

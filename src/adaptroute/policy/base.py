@@ -32,7 +32,7 @@ _T = len(TARGETS)
 # Change detection starts once a model has this many (discounted) observations: before that its
 # estimate is still moving by more than the shifts the detector looks for.
 _DRIFT_AFTER = 30
-_BOUNDED = np.array([t in ("quality", "failed") for t in TARGETS])  # targets that live in [0, 1]
+_BOUNDED = np.array([t in ("quality", "failure") for t in TARGETS])  # targets that live in [0, 1]
 # Noise variance assumed before any data, per target: quality and failure live in [0, 1] (0.25 is the
 # largest variance such a variable can have); cost and latency get a 50% relative spread (see
 # _prior_and_noise).

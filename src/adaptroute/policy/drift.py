@@ -4,8 +4,9 @@ Every observation is compared with the model's own prediction for that context b
 and a two-sided CUSUM per model and target accumulates the evidence that the outcomes moved away from it:
 
 - quality and failure live in [0, 1] (mostly pass/fail): the CUSUM adds the Bernoulli log-likelihood
-  ratio of "the rate moved by ``shift`` (0.15) up or down" against "it is what was predicted", which
-  stays calibrated for skewed rates (a 0.9 model's rare failures are not mistaken for a change);
+  ratio of "the rate moved by ``shift`` (0.15) up or down" (at most halfway to 1 or to 0) against "it
+  is what was predicted", which stays calibrated for skewed rates (a 0.9 model's rare failures are
+  not mistaken for a change);
 - cost and latency: standardized residuals z (clipped to +-3, so one freak outcome cannot fire alone)
   minus a slack of 0.5 sd.
 
@@ -55,8 +56,11 @@ class DriftDetector:
 
     def evidence(self, y: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per target, the log-likelihood ratio of one observation for "it moved up" and "it moved down"."""
-        p0 = np.clip(mean, 0.05, 0.95)  # an estimate, not a certainty: never bet on 0 or 1
-        up_p, down_p = np.minimum(p0 + self.shift, 0.99), np.maximum(p0 - self.shift, 0.01)
+        p0 = np.clip(mean, 1e-3, 1.0 - 1e-3)
+        # The alternatives stay on their side of p0 and inside (0, 1): at most halfway to 1 (or 0), so a
+        # rate at 0.99 (or a failure rate at 0) is never taken for a change because of a clip.
+        up_p = np.minimum(p0 + self.shift, (1.0 + p0) / 2.0)
+        down_p = np.maximum(p0 - self.shift, p0 / 2.0)
         q = np.clip(y, 0.0, 1.0)
 
         def llr(p1: np.ndarray) -> np.ndarray:
