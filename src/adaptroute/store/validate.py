@@ -197,7 +197,8 @@ def merge_duplicates(con: duckdb.DuckDBPyConnection, sources: Sequence[str]) -> 
     for table in TABLES:
         keys = _KEYS[table]
         fields = [r[0] for r in _describe(con, table) if r[0] != SOURCE]
-        listed = ", ".join(f'"{f}"' for f in fields)
+        # column names come from the file: quoted as identifiers (a " doubled), never spliced raw
+        listed = ", ".join('"' + f.replace('"', '""') + '"' for f in fields)
         if keys is not None:
             key = ", ".join(keys)
             conflict = con.execute(
