@@ -78,6 +78,16 @@ def _finite(column: str, low: float | None = None, high: float | None = None, nu
     return bad if nullable else f"({column} IS NULL OR {' OR '.join(checks)})"
 
 
+# What an attempt and an outcome both record of a call: checked alike in both tables.
+_CALL_RULES = (
+    ("quality", "is not a quality in [0, 1]", _finite("quality", 0.0, 1.0)),
+    ("cost_usd", "is not a finite cost >= 0", _finite("cost_usd", 0.0)),
+    ("latency_s", "is not a finite latency >= 0", _finite("latency_s", 0.0)),
+    ("first_token_s", "is not a finite latency >= 0", _finite("first_token_s", 0.0)),
+    ("tokens_in", "is negative", "tokens_in < 0"),
+    ("tokens_out", "is negative", "tokens_out < 0"),
+)
+
 # table -> (column, what is wrong, SQL true for a bad row); checked in this order, first problem raised.
 _RULES: dict[str, tuple[tuple[str, str, str], ...]] = {
     "decisions": (
@@ -111,23 +121,13 @@ _RULES: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("decision_id", "is empty", "decision_id IS NULL OR decision_id = ''"),
         ("seq", "is not a position >= 0", "seq IS NULL OR seq < 0"),
         ("model", "is missing", "model IS NULL"),
-        ("quality", "is not a quality in [0, 1]", _finite("quality", 0.0, 1.0)),
-        ("cost_usd", "is not a finite cost >= 0", _finite("cost_usd", 0.0)),
-        ("latency_s", "is not a finite latency >= 0", _finite("latency_s", 0.0)),
-        ("first_token_s", "is not a finite latency >= 0", _finite("first_token_s", 0.0)),
-        ("tokens_in", "is negative", "tokens_in < 0"),
-        ("tokens_out", "is negative", "tokens_out < 0"),
+        *_CALL_RULES,
         ("cached_tokens", "is negative or above tokens_in", "cached_tokens < 0 OR cached_tokens > tokens_in"),
         *((c, "is not a finite amount >= 0", _finite(c, 0.0)) for c in ("input_cost_usd", "cache_saved_usd", "batch_saved_usd")),
     ),
     "outcomes": (
         ("decision_id", "is empty", "decision_id IS NULL OR decision_id = ''"),
-        ("quality", "is not a quality in [0, 1]", _finite("quality", 0.0, 1.0)),
-        ("cost_usd", "is not a finite cost >= 0", _finite("cost_usd", 0.0)),
-        ("latency_s", "is not a finite latency >= 0", _finite("latency_s", 0.0)),
-        ("first_token_s", "is not a finite latency >= 0", _finite("first_token_s", 0.0)),
-        ("tokens_in", "is negative", "tokens_in < 0"),
-        ("tokens_out", "is negative", "tokens_out < 0"),
+        *_CALL_RULES,
         ("retries", "is negative", "retries < 0"),
         ("n_attempts", "is negative", "n_attempts < 0"),
     ),
