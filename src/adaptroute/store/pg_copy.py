@@ -43,6 +43,26 @@ def _float4_arrays(values: list[Any]) -> list[bytes | None]:
     return _each(values, _float4_array, cache=False)
 
 
+def _float8_arrays(values: list[Any]) -> list[bytes | None]:
+    """Probabilities: one NumPy pass over the batch when they share a length (one eligible set)."""
+    if values and all(v is not None for v in values):
+        try:
+            matrix = np.array(values, dtype=">f8")
+        except ValueError:  # rows of different lengths
+            matrix = None
+        if matrix is not None and matrix.ndim == 2 and (k := matrix.shape[1]) > 0:
+            n = len(values)
+            block = np.empty((n, 5 + 3 * k), dtype=">i4")
+            block[:, :5] = (1, 0, _FLOAT8, k, 1)
+            block[:, 5::3] = 8  # each element's length, then its 8 bytes as two big-endian words
+            words = matrix.view(">i4")
+            block[:, 6::3] = words[:, 0::2]
+            block[:, 7::3] = words[:, 1::2]
+            raw, size = block.tobytes(), block.shape[1] * 4
+            return [raw[i * size : (i + 1) * size] for i in range(n)]
+    return _each(values, _float8_array)
+
+
 def _float4_array(value: Any) -> bytes:
     arr = np.asarray(value, dtype=">f4").ravel()
     k = arr.shape[0]
@@ -74,20 +94,20 @@ def _text_array(value: Any) -> bytes:
 def _each(values: list[Any], encode: Callable[[Any], bytes], cache: bool = True) -> list[bytes | None]:
     """``encode`` applied to every non-null value; with ``cache``, each distinct tuple encoded once
     (eligible models and fallback chains repeat a few lists, row after row)."""
-    seen: dict[Any, bytes] = {}
-    out: list[bytes | None] = []
-    for v in values:
-        if v is None:
-            out.append(None)
-            continue
-        key = v if cache and isinstance(v, tuple) else None
-        encoded = seen.get(key) if key is not None else None
-        if encoded is None:
+    if cache:
+        seen: dict[Any, bytes | None] = {None: None}
+
+        def first(v: Any) -> bytes:
             encoded = encode(v)
-            if key is not None and len(seen) < 4096:
-                seen[key] = encoded
-        out.append(encoded)
-    return out
+            if isinstance(v, tuple) and len(seen) < 4096:
+                seen[v] = encoded
+            return encoded
+
+        try:
+            return [seen[v] if v in seen else first(v) for v in values]
+        except TypeError:  # an unhashable row (a list): encode them one by one
+            pass
+    return [None if v is None else encode(v) for v in values]
 
 
 def _timestamps(values: list[int]) -> list[int]:
@@ -96,7 +116,7 @@ def _timestamps(values: list[int]) -> list[int]:
 
 _ENCODERS: dict[str, Callable[[list[Any]], list[Any]]] = {
     "list<item: float>": _float4_arrays,
-    "list<item: double>": lambda values: _each(values, _float8_array),
+    "list<item: double>": _float8_arrays,
     "list<item: string>": lambda values: _each(values, _text_array),
     "timestamp[us, tz=UTC]": _timestamps,
 }
