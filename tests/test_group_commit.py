@@ -103,3 +103,45 @@ def test_durable_duckdb_appends_from_many_threads_share_commits(tmp_path: Path) 
             t.join()
         assert store.counts()["decisions"] == 160 and store.counts()["outcomes"] == 160
         assert store._group.commits < 320  # shared
+
+
+def test_soon_commits_without_a_waiter_and_stops_at_close() -> None:
+    log = FakeLog()
+    group = GroupCommit(log.flush)
+    ticket = log.append()
+    group.soon(ticket)  # returns at once
+    deadline = time.monotonic() + 5
+    while group.committed < ticket and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert group.committed >= ticket and len(log.committed) == 1
+    group.close()
+    group.soon(log.append())  # after close: nothing runs it, and nothing hangs
+    time.sleep(0.05)
+    assert len(log.committed) == 1
+
+
+def _committed_counts(store: LogStore) -> tuple[int, int]:
+    """Decisions and outcomes that another connection to the file sees: committed rows only."""
+    other = store._con.cursor()
+    try:
+        other.execute("USE log")
+        return (other.execute("SELECT count(*) FROM decisions").fetchall()[0][0],
+                other.execute("SELECT count(*) FROM outcomes").fetchall()[0][0])
+    finally:
+        other.close()
+
+
+def test_a_durable_outcome_is_acknowledged_only_with_its_decision_committed(tmp_path: Path) -> None:
+    """The decision is not waited for before its call; the outcome's acknowledgement covers both, and
+    a decision whose outcome has not come is committed shortly anyway (during its call)."""
+    with LogStore(tmp_path / "durable.duckdb", durable=True, flush_interval_s=3600) as store:
+        for i in range(20):
+            store.add_decision(decision(i))
+            store.add_result(record(i))
+            decisions, outcomes = _committed_counts(store)
+            assert decisions == outcomes == i + 1  # acknowledged: both on disk
+        store.add_decision(decision(20))  # its call is under way: no outcome yet
+        deadline = time.monotonic() + 5
+        while _committed_counts(store)[0] < 21 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert _committed_counts(store) == (21, 20)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -133,6 +134,25 @@ def test_durable_appends_are_committed_when_they_return(pg_url: str) -> None:
     store.close()
 
 
+def test_a_durable_outcome_is_acknowledged_only_with_its_decision_committed(pg_url: str) -> None:
+    store = PostgresLogStore(pg_url, durable=True, flush_interval_s=3600)
+    with psycopg.connect(pg_url, autocommit=True) as other:  # sees committed rows only
+        def counts() -> tuple[int, int]:
+            return (other.execute("SELECT count(*) FROM decisions").fetchone()[0],
+                    other.execute("SELECT count(*) FROM outcomes").fetchone()[0])
+
+        for i in range(10):
+            store.add_decision(decision(i))  # not waited for: committed during its call
+            store.add_result(record(i))  # acknowledged once it and its decision are committed
+            assert counts() == (i + 1, i + 1)
+        store.add_decision(decision(10))  # a call under way: its decision is committed shortly anyway
+        deadline = time.monotonic() + 5
+        while counts()[0] < 11 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert counts() == (11, 10)
+    store.close()
+
+
 def test_router_on_a_postgres_url_logs_learns_and_takes_feedback(pg_url: str) -> None:
     with Router(["gpt-4o-mini", "gpt-4o"], store=pg_url, scorer=lambda m, r: 0.75) as router:
         first = router.complete([{"role": "user", "content": "hello"}], task="chat", mock_response="hi")
@@ -176,7 +196,6 @@ def test_open_store_picks_the_backend_from_the_target(pg_url: str, tmp_path) -> 
 def test_a_retrain_read_holds_writes_back_only_until_its_snapshot_is_fixed(pg_url: str, monkeypatch) -> None:
     """Durable requests keep committing while a long read for a retrain runs, and the read sees
     exactly the log as of its start (so nothing learned meanwhile is counted twice)."""
-    import time
 
     from adaptroute.store import pg_read
 

@@ -15,6 +15,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import duckdb
@@ -182,10 +183,23 @@ def test_full_disk_refuses_new_requests_past_the_bound_and_close_reports_the_row
     assert decisions == outcomes  # never half a request
 
 
-def test_full_disk_in_durable_mode_never_writes_a_decision_whose_call_was_not_made(small_disk: Path) -> None:
+def test_full_disk_in_durable_mode_logs_requests_whole_and_refuses_calls_once_failing(small_disk: Path) -> None:
+    """A durable decision is committed during its call, with its outcome at the latest: the request
+    under way when the disk fills is answered with the error after its call, and its rows stay buffered
+    until there is room; once the log is known to fail, each decision waits for its own commit, so
+    later requests fail before their call and leave nothing behind."""
     path = small_disk / "durable.duckdb"
     router = Router(["gpt-4o-mini", "gpt-4o"], store=str(path), durable=True, store_prompts=True)
     wide_calls(router, 3)
+    store = router.store
+    results_logged: list[str] = []  # add_result comes after the call: a call that was made
+    real_add_result = store.add_result
+
+    def add_result(record: Any, ts: float | None = None) -> None:
+        results_logged.append(record.decision_id)
+        real_add_result(record, ts)
+
+    store.add_result = add_result  # type: ignore[method-assign]
     filler = fill(small_disk)
     failed = 0
     for _ in range(5):
@@ -195,8 +209,9 @@ def test_full_disk_in_durable_mode_never_writes_a_decision_whose_call_was_not_ma
             assert "No space left" in str(exc)
             failed += 1
     assert failed == 5
+    assert len(results_logged) == 1  # only the first call was made: the log was not yet known to fail
     filler.unlink()
     wide_calls(router, 2)
     router.close()
     decisions, outcomes = counts(path)
-    assert decisions == outcomes == 5  # the refused requests left nothing behind
+    assert decisions == outcomes == 3 + 1 + 2  # the call that was made is logged whole; the refused left nothing

@@ -52,7 +52,7 @@ def migrate_log(path: str | os.PathLike[str]) -> tuple[int, int]:
     """Migrate the log file at ``path`` to SCHEMA_VERSION; returns (version before, version after).
 
     A log already at this version is left untouched. A log from a newer adaptroute is refused."""
-    from .writer import _connect  # the writer's typed errors for locked or unreadable files
+    from .duck_connect import _connect  # the writer's typed errors for locked or unreadable files
 
     path = str(path)
     if not Path(path).is_file():

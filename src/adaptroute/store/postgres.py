@@ -3,8 +3,9 @@
 Each store is one replica (``replica``: host, pid and a random tag unless given). Rows are buffered
 as in the DuckDB log and written by a background flusher in batches, one transaction per batch (binary
 COPY into every table, and a row in ``batches``), every ``flush_rows`` rows or ``flush_interval_s``.
-``durable=True``: an append returns once its batch is committed; concurrent appends share commits
-(store.group_commit).
+``durable=True``: an outcome or feedback append returns once its batch is committed, and with it every
+row appended before (its request's decision too, which is committed while its call runs); concurrent
+appends share commits (store.group_commit).
 
 If PostgreSQL cannot be reached, requests keep going: rows stay buffered, up to ``max_buffered_rows``,
 and are written when it is back (the batch that failed is retried first, under its own number, so a
@@ -130,7 +131,9 @@ class PostgresLogStore(LogBackend):
 
     # -- appends ---------------------------------------------------------------------------------
     def add_decision(self, d: Decision) -> None:
-        self._append(_put_decision, d, 1, ("decisions",))
+        """Buffer a decision. Durable: committed during its call, at the latest with its outcome (whose
+        acknowledgement covers both); while writes fail it waits for its own commit, before the call."""
+        self._append(_put_decision, d, 1, ("decisions",), wait=self.write_error is not None)
 
     def add_result(self, record: RoutingRecord, ts: float | None = None) -> None:
         item = (record, time.time() if ts is None else ts)
@@ -140,7 +143,8 @@ class PostgresLogStore(LogBackend):
         row = (decision_id, time.time() if ts is None else ts, quality, source)
         self._append(_put_feedback, row, 1, ("feedback",))
 
-    def _append(self, put: Callable[[_Buffer, Any], None], item: Any, rows: int, tables: tuple[str, ...]) -> None:
+    def _append(self, put: Callable[[_Buffer, Any], None], item: Any, rows: int, tables: tuple[str, ...],
+                wait: bool = True) -> None:
         with self._lock:
             if self._closed:
                 raise StoreError(f"log {self.path} is closed")
@@ -157,7 +161,11 @@ class PostgresLogStore(LogBackend):
             self._seq = ticket = self._seq + rows
             if self._pending >= self.flush_rows:
                 self._wake.notify()
-        if self.durable and self._snapshot_thread != threading.get_ident() and not self._defer(ticket):
+        if not self.durable:
+            return
+        if not wait:
+            self._group.soon(ticket)
+        elif self._snapshot_thread != threading.get_ident() and not self._defer(ticket):
             self._wait_commit(ticket)
 
     def _overflow(self, tables: tuple[str, ...]) -> None:
@@ -328,6 +336,7 @@ class PostgresLogStore(LogBackend):
                                   self.path, self.buffered_rows, self.last_error)
                         raise
         finally:
+            self._group.close()
             self._flusher.join(timeout=5)
             self._drop_connection()
             with self._read_lock:

@@ -26,7 +26,8 @@ from .base import LogBackend, is_postgres_url
 from .migrate import log_version, looks_like_duckdb
 from .schema import ARROW_SCHEMAS, CONTROL_COLUMNS, SAVING_COLUMNS, SCHEMA_VERSION, TABLES, WEIGHT_COLUMNS, fetch_arrow
 from .validate import SOURCE, check_schema, check_values, merge_duplicates
-from .writer import LogStore, _connect
+from .duck_connect import _connect
+from .writer import LogStore
 
 __all__ = ["read_log"]
 

@@ -3,8 +3,10 @@
 DuckDB allows one writing process per file and locks other processes out (read-only ones too), so a
 router owns its file. Rows are buffered in memory and written in one transaction per flush (every
 ``flush_rows`` rows, every ``flush_interval_s`` seconds, and at close or interpreter exit): a crash loses
-at most the rows buffered since the last flush, never half a flush. ``durable=True`` commits each
-decision before its call and each outcome as it arrives.
+at most the rows buffered since the last flush, never half a flush. ``durable=True``: an outcome or
+feedback row returns only once committed, together with every row appended before it (its request's
+decision too); a decision is committed while its call runs (see add_decision). Concurrent requests share
+commits (store.group_commit).
 
 Two background flushers take turns: one converts the next batch to Arrow while the other writes the
 batch before it, and batches are written in the order they were taken.
@@ -26,10 +28,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ..errors import SchemaVersionError, StoreError, StoreLockedError
+from ..errors import SchemaVersionError, StoreError
 from ..types import Decision, RoutingRecord
 from .base import LogBackend
 from .buffer import _Buffer, _put_decision, _put_feedback, _put_result, _to_tables
+from .duck_connect import _ROW_GROUP_ROWS, BatchInserter, close_writer, open_writer
 from .export import export_parquet
 from .group_commit import GroupCommit
 from .health import WriteHealth
@@ -43,83 +46,7 @@ __all__ = ["LogStore"]
 log = logging.getLogger("adaptroute.store")
 
 
-def _connect(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
-    try:
-        return duckdb.connect(path, read_only=read_only)
-    except duckdb.Error as exc:
-        raise _open_error(path, exc) from None
-
-
-# The log is attached with row groups of 16,384 rows instead of DuckDB's 122,880: a flush that brings at
-# least that many rows to a table then hands its row groups over whole (compressed straight into a file),
-# instead of appending them row by row to the table and, for a file, to the WAL, to be rewritten at every
-# checkpoint until their row group is full; that cost more than the rest of the writer's work. Such a
-# flush ends in a part-filled row group, and "vacuum" would merge those at each checkpoint, rewriting the
-# data again (in memory too): an append-only log has nothing else to vacuum, so it is off. Readers need
-# nothing special: row groups of any size read the same.
-_ROW_GROUP_ROWS = 16_384
 _BULK_ROWS = 4 * _ROW_GROUP_ROWS  # a batch that fills a row group in each table (a request has 3+ rows)
-
-
-def _open_writer(path: str) -> duckdb.DuckDBPyConnection:
-    """A connection to the log. The DuckDB instance that attaches a file is shared by every LogStore
-    on that file in this process (as connecting to one path twice shares one), and closes with the last."""
-    if path in ("", ":memory:"):
-        return _attach(":memory:")  # each in-memory log is a database of its own
-    key = os.path.realpath(path)
-    with _SHARED_LOCK:
-        instance, users = _SHARED.get(key, (None, 0))
-        if instance is None:
-            instance = _attach(path)
-        con = instance.cursor()
-        con.execute("USE log")
-        _SHARED[key] = (instance, users + 1)
-    return con
-
-
-def _close_writer(path: str, con: duckdb.DuckDBPyConnection) -> None:
-    con.close()
-    key = os.path.realpath(path) if path not in ("", ":memory:") else None
-    with _SHARED_LOCK:
-        if key in _SHARED:
-            instance, users = _SHARED.pop(key)
-            if users > 1:
-                _SHARED[key] = (instance, users - 1)
-            else:
-                instance.close()  # the last one: DuckDB checkpoints the file as it detaches it
-
-
-_SHARED: dict[str, tuple[duckdb.DuckDBPyConnection, int]] = {}  # file -> (instance, LogStores using it)
-_SHARED_LOCK = threading.Lock()
-
-
-def _attach(path: str) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()  # an instance of its own: its settings touch no other connection
-    try:
-        con.execute(f"ATTACH ? AS log (ROW_GROUP_SIZE {_ROW_GROUP_ROWS})", [path])
-        con.execute("USE log")
-        con.execute("SET max_vacuum_tasks = 0")
-    except duckdb.Error as exc:
-        con.close()
-        raise _open_error(path, exc) from None
-    return con
-
-
-def _open_error(path: str, exc: duckdb.Error) -> StoreError:
-    said = str(exc)
-    if isinstance(exc, duckdb.IOException) and "lock" in said.lower():
-        return StoreLockedError(
-            f"{path} is open in another process (DuckDB lets one process hold a log file). Give each "
-            "router process its own file (for example routes-<pid>.duckdb) and retrain from all of them "
-            "with read_log('routes-*.duckdb') once they are closed, or read a Parquet snapshot "
-            f"(LogStore.export_parquet). DuckDB said: {said}"
-        )
-    if "file handle conflict" in said.lower():
-        return StoreLockedError(
-            f"{path} is open in this process by a LogStore, whose DuckDB instance holds the file: read it "
-            f"through that store (read_log(store), store.query) until it is closed. DuckDB said: {said}"
-        )
-    return StoreError(f"cannot open log {path}: {said}")
 
 
 class LogStore(LogBackend):
@@ -141,7 +68,7 @@ class LogStore(LogBackend):
         self.flush_rows = max(1, int(flush_rows))
         self.flush_interval_s = float(flush_interval_s)
         self._backlog_rows = max(8 * self.flush_rows, 2 * _BULK_ROWS)  # appends wait beyond this many rows
-        self._con = _open_writer(self.path)
+        self._con = open_writer(self.path)
         if durable:  # commits of a few rows each: DuckDB's thread fan-out per statement cost more than the work
             self._con.execute("SET threads TO 1")
         self._db_lock = threading.RLock()  # the connection: one statement (or transaction) at a time
@@ -162,8 +89,9 @@ class LogStore(LogBackend):
         self._snapshot_thread: int | None = None
         try:
             self.hash_key = self._init_schema(hash_key)
+            self._inserter = BatchInserter(self._con)
         except BaseException:
-            _close_writer(self.path, self._con)
+            close_writer(self.path, self._con)
             raise
         # Two flushers: one stages a batch while the other writes the one before (see flush).
         self._flushers = [
@@ -212,9 +140,12 @@ class LogStore(LogBackend):
     # container per row (at a million rows, per-row tuples made the garbage collector the largest cost),
     # and the flush reads no Python object twice.
     def add_decision(self, d: Decision) -> None:
+        """Buffer a decision. Durable: it is committed during its call, and at the latest by its
+        outcome's commit, which is acknowledged only once both are on disk; while the log is failing it
+        waits for its own commit, so a decision that cannot be written fails before its call is made."""
         self._health.check_room(self._pending + self._staged)  # a failing log refuses new requests past its bound
         try:
-            self._append(_put_decision, d, 1)
+            self._append(_put_decision, d, 1, wait=self._health.error is not None)
         except StoreError:
             if self.durable:  # not committed, so its call will not be made: it must not be written later
                 self._drop_decision(d.id)
@@ -237,7 +168,7 @@ class LogStore(LogBackend):
     # DuckDB calls give the GIL up and take it back dozens of times a batch, waiting that long each
     # time (the convoy effect): a write took twice its time. So while a batch is being written, an
     # append gives the GIL up for a moment every 64 calls (more often cost more than it gained).
-    def _append(self, put: Callable[[_Buffer, Any], None], item: Any, rows: int) -> None:
+    def _append(self, put: Callable[[_Buffer, Any], None], item: Any, rows: int, wait: bool = True) -> None:
         with self._buf_lock:  # checked under the lock: no row can slip in after close()'s last flush
             if self._closed:
                 raise StoreError(f"log {self.path} is closed")
@@ -252,7 +183,9 @@ class LogStore(LogBackend):
             if before < self.flush_rows <= pending or before < _BULK_ROWS <= pending:
                 self._wake.notify()  # a flusher checks whether a batch is due (see _batch_due)
         if self.durable:
-            if self._snapshot_thread != threading.get_ident() and not self._defer(ticket):  # a snapshot holds flushes back
+            if not wait:
+                self._group.soon(ticket)
+            elif self._snapshot_thread != threading.get_ident() and not self._defer(ticket):  # a snapshot holds flushes back
                 self._group.wait(ticket)
         elif pending >= self._backlog_rows and self._health.error is None:  # failing: bounded by check_room
             self._wait_for_room()
@@ -341,19 +274,7 @@ class LogStore(LogBackend):
         if not tables:
             return
         with self._db_lock:
-            con = self._con
-            con.execute("BEGIN TRANSACTION")
-            try:
-                for table in TABLES:
-                    if table in tables:  # a relation over the Arrow table: a third less fixed cost
-                        con.from_arrow(tables[table]).insert_into(table)  # than register + INSERT
-                con.execute("COMMIT")
-            except BaseException:
-                try:  # a failed COMMIT has already ended the transaction: keep its error, not ROLLBACK's
-                    con.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass
-                raise
+            self._inserter.write(tables)
 
     def _give_back(self, taken: _Buffer, rows: int) -> None:
         if not rows:
@@ -412,11 +333,13 @@ class LogStore(LogBackend):
             except StoreError as exc:
                 raise self._health.unwritten(self._pending, exc.__cause__ or exc) from None
         finally:
+            self._group.close()
             for flusher in self._flushers:
                 if flusher is not threading.current_thread():
                     flusher.join(timeout=5)
             with self._db_lock:
-                _close_writer(self.path, self._con)
+                self._inserter.close()
+                close_writer(self.path, self._con)
             atexit.unregister(self._atexit)
 
     def __enter__(self) -> LogStore:
