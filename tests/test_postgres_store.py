@@ -153,6 +153,15 @@ def test_a_durable_outcome_is_acknowledged_only_with_its_decision_committed(pg_u
     store.close()
 
 
+def test_a_durable_store_commits_synchronously_whatever_the_server_default(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        database = admin.execute("SELECT current_database()").fetchone()[0]
+        admin.execute(f'ALTER DATABASE "{database}" SET synchronous_commit = off')  # a DBA's default
+    with PostgresLogStore(pg_url, durable=True) as durable, PostgresLogStore(pg_url) as buffered:
+        assert durable._connection().execute("SHOW synchronous_commit").fetchone()[0] == "on"
+        assert buffered._connection().execute("SHOW synchronous_commit").fetchone()[0] == "off"
+
+
 def test_router_on_a_postgres_url_logs_learns_and_takes_feedback(pg_url: str) -> None:
     with Router(["gpt-4o-mini", "gpt-4o"], store=pg_url, scorer=lambda m, r: 0.75) as router:
         first = router.complete([{"role": "user", "content": "hello"}], task="chat", mock_response="hi")

@@ -29,16 +29,25 @@ def describe(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def connect(url: str, timeout_s: float = 5.0) -> Any:
-    """A psycopg connection, or a StoreError that says what to install or what failed (never the password)."""
+def connect(url: str, timeout_s: float = 5.0, *, durable: bool = False) -> Any:
+    """A psycopg connection, or a StoreError that says what to install or what failed (never the password).
+    ``durable``: its commits return only once on disk (``synchronous_commit`` on for this session, whatever
+    the server's default), which a durable log's acknowledgements rely on."""
     try:
         import psycopg
     except ImportError:
         raise StoreError("a postgresql:// store needs psycopg 3: pip install 'adaptroute[postgres]'") from None
     try:
-        return psycopg.connect(url, connect_timeout=max(1, round(timeout_s)), application_name="adaptroute",
-                               autocommit=True)  # transactions are explicit: con.transaction()
+        con = psycopg.connect(url, connect_timeout=max(1, round(timeout_s)), application_name="adaptroute",
+                              autocommit=True)  # transactions are explicit: con.transaction()
     except psycopg.Error as exc:
+        raise StoreUnavailableError(f"cannot connect to the PostgreSQL log {redact(url)}: {describe(exc)}") from None
+    try:
+        if durable:
+            con.execute("SET synchronous_commit TO on")
+        return con
+    except psycopg.Error as exc:
+        con.close()
         raise StoreUnavailableError(f"cannot connect to the PostgreSQL log {redact(url)}: {describe(exc)}") from None
 
 

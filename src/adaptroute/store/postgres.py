@@ -79,7 +79,7 @@ class PostgresLogStore(LogBackend):
         self.overflow: dict[str, int] = dict.fromkeys(TABLES, 0)  # rows not buffered: past the bound
         self.last_error: str | None = None  # why the last write failed, while it keeps failing
         self.write_error: BaseException | None = None  # that error itself (as LogStore.write_error)
-        self._con: Any = connect(url, connect_timeout_s)
+        self._con: Any = connect(url, connect_timeout_s, durable=durable)
         self._reader: Any = None
         self._read_lock = threading.RLock()
         try:
@@ -255,7 +255,7 @@ class PostgresLogStore(LogBackend):
     def _connection(self) -> Any:
         if self._con is None or self._con.closed or self._con.broken:
             self._drop_connection()
-            self._con = connect(self.url, self.connect_timeout_s)
+            self._con = connect(self.url, self.connect_timeout_s, durable=self.durable)
         return self._con
 
     def _drop_connection(self) -> None:
