@@ -201,8 +201,15 @@ def _replay(args: argparse.Namespace) -> int:
         candidate.weights = weights
     else:
         candidate = make_policy(args.policy, weights=weights, seed=args.seed)
+    bar = None
+    if args.bar is not None:
+        from .policy.constraints import QualityBar
+
+        if args.always:
+            raise CommandError("--bar shapes a policy's choices; --always picks one model whatever the bar")
+        bar = QualityBar.parse(args.bar)
     result = evaluate(batch, candidate, weights, args.estimator, n_boot=args.bootstrap, seed=args.seed,
-                      refit=not args.policy_file, always=args.always)
+                      refit=not args.policy_file, always=args.always, bar=bar)
     result = replace(result, weights_source=source)
     if args.json:
         _print_json(result.to_dict())

@@ -152,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                _examples("adaptroute replay routes.duckdb", "adaptroute replay routes.duckdb --policy linucb --estimator snips",
                          "adaptroute replay routes.duckdb --policy-file policy.npz",
                          "adaptroute replay routes.duckdb --always gpt-4o --weights quality=1,cost=200",
+                         "adaptroute replay routes.duckdb --bar extract=0.95,draft=0.8",
                          "adaptroute replay 'routes-*.duckdb' --json"))
     rep.add_argument("log", metavar="LOG", help="a router's .duckdb log (closed), a glob of them, or a folder of Parquet snapshots")
     candidate = rep.add_mutually_exclusive_group()
@@ -161,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="a policy saved by router.save_policy, evaluated as trained (not refitted)")
     candidate.add_argument("--always", metavar="MODEL", help="the policy that always picks this model")
     rep.add_argument("--weights", help=WEIGHTS_HELP + " (default: the weights logged with the decisions)")
+    rep.add_argument("--bar", help="evaluate the candidate under a quality bar per task (as for simulate --bar: "
+                     "extract=0.95,draft=0.8, 0.9, 0.9*best): it picks the cheapest model that plausibly meets "
+                     "the bar; per task the estimated quality and cost under it are shown")
     rep.add_argument("--estimator", default="dr", choices=ESTIMATORS,
                      help="the estimator of the headline figures (every estimator's reward is shown too)")
     rep.add_argument("--bootstrap", type=_positive_int, default=200, help="bootstrap resamples for the intervals")

@@ -18,6 +18,7 @@ import numpy as np
 from ..config import RewardWeights
 from ..errors import EstimatorError
 from ..policy.base import Policy
+from ..policy.constraints import QualityBar
 from ..reward import rewards
 from ..types import TARGETS, LoggedBatch, Observations
 from .estimators import (
@@ -34,6 +35,8 @@ from .estimators import (
     make_estimator,
     percentile_interval,
 )
+from .ope_bar import Rule, bar_rule, bar_values, per_task_under_bar
+from .ope_text import format_text
 from .trust import advise
 
 __all__ = ["COMPONENTS", "Estimate", "OPEResult", "cross_fit", "evaluate", "format_text"]
@@ -97,6 +100,8 @@ class OPEResult:
     trusted: str | None = None  # the estimator to read, given ESS and overlap (None: none is reliable)
     trust_reason: str = ""
     max_weight: float = math.nan  # the largest importance weight pi/p among the rows used
+    bar: str | None = None  # the quality bar the candidate was evaluated under (see replay.ope_bar)
+    per_task: dict[str, dict[str, Any]] = field(default_factory=dict)  # under a bar: per task, as ope_bar gives
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only; NaN and infinities become None."""
@@ -125,6 +130,8 @@ class OPEResult:
                 "trusted": self.trusted,
                 "trust_reason": self.trust_reason,
                 "max_weight": self.max_weight,
+                "bar": self.bar,
+                "per_task": self.per_task,
             }
         )
 
@@ -197,6 +204,7 @@ def cross_fit(
     *,
     folds: int = 5,
     seed: int | np.random.SeedSequence = 0,
+    rule: Rule | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The candidate's probabilities (len(rows), K) and predicted means (len(rows), K, T) over
     ``batch.models`` for ``rows``, each row scored by a clone fitted without that row's fold.
@@ -204,6 +212,8 @@ def cross_fit(
     Folds are a seeded random split of ``rows``; observations of other decisions (outside ``rows``) train
     every fold. ``folds=1`` fits once on everything and scores in-sample (optimistic for DM and DR).
     A model is eligible where its logged probability is > 0 (and the chosen model always is).
+    ``rule`` (e.g. a quality bar's, replay.ope_bar) turns each fold's fitted policy into the
+    probabilities instead of the policy's own.
     """
     rows = np.asarray(rows, dtype=np.intp)
     if not 1 <= folds <= max(1, rows.shape[0]):
@@ -224,7 +234,7 @@ def cross_fit(
         train = obs_fold != fold if folds > 1 else np.ones(len(obs), dtype=bool)
         policy.fit(replace(batch, observations=_subset(obs, train)))
         prediction = policy.predict_batch(np.asarray(batch.features)[rows[held]], eligible[held], batch.models)
-        pi[held] = prediction.probabilities
+        pi[held] = prediction.probabilities if rule is None else rule(policy, rows[held], eligible[held])
         means[held] = prediction.means
     return pi, means
 
@@ -303,6 +313,7 @@ def evaluate(
     confidence: float = 0.95,
     refit: bool = True,
     always: str | None = None,
+    bar: QualityBar | None = None,
 ) -> OPEResult:
     """Estimate the reward ``candidate`` would have earned on ``batch`` under ``weights`` (default: the
     candidate's own), with each component, bootstrap intervals and the logged policy's value beside it.
@@ -311,6 +322,8 @@ def evaluate(
     ``refit=False`` (a trained policy, e.g. from a saved file): its probabilities are used as they are;
     only DR's reward model is cross-fitted. ``always="gpt-4o"``: the policy that always picks that model.
     The reward is also given by every estimator (``by_estimator``), with which one to trust and why.
+    ``bar``: the candidate routes under this quality bar (replay.ope_bar), and ``per_task`` gives each
+    task's estimated quality and cost under it.
 
     Raises EstimatorError for propensities <= 0 or NaN among the rows used, or when no row is usable.
     Emits an EstimatorWarning for each entry of ``result.warnings`` (tiny ESS, deterministic logging,
@@ -327,16 +340,28 @@ def evaluate(
     check_propensities(p)  # before the expensive fitting
     if n_boot < 1 or not 0.0 < confidence < 1.0:
         raise EstimatorError(f"need n_boot >= 1 and confidence in (0, 1), got {n_boot} and {confidence}")
-    fold_seed, boot_seed = np.random.SeedSequence(seed).spawn(2)
-    pi, means = cross_fit(batch, candidate, weights, rows, folds=folds, seed=fold_seed)
+    if bar is not None and always is not None:
+        raise EstimatorError("a quality bar shapes a policy's choices; 'always one model' has none to shape")
+    fold_seed, boot_seed, task_seed = np.random.SeedSequence(seed).spawn(3)
+    rule = bar_rule(batch, bar, weights) if bar is not None else None
+    pi, means = cross_fit(batch, candidate, weights, rows, folds=folds, seed=fold_seed, rule=rule)
     label = str(getattr(candidate, "name", type(candidate).__name__))
     if always is not None:
         pi, label = _always(batch, always, rows.shape[0]), f"always {always}"
     elif not refit:
         eligible = np.asarray(batch.probabilities)[rows] > 0
         eligible[np.arange(rows.shape[0]), a] = True
-        pi = candidate.predict_batch(np.asarray(batch.features)[rows], eligible, batch.models).probabilities
+        if rule is None:
+            pi = candidate.predict_batch(np.asarray(batch.features)[rows], eligible, batch.models).probabilities
+        else:
+            pi = rule(candidate, rows, eligible)
         label = f"{label} (as trained)"
+    per_task: dict[str, dict[str, Any]] = {}
+    if bar is not None:
+        label = f"{label} under bar {bar.describe()}"
+        per_task = per_task_under_bar(method, pi, a, p, means, logged.components["quality"], logged.components["cost_usd"],
+                                      np.asarray(batch.tasks)[rows], bar_values(batch, bar, rows), n_boot=n_boot,
+                                      seed=task_seed, confidence=confidence)
 
     others = tuple(SwitchDR(DEFAULT_SWITCH_TAU) if n == "switch-dr" else cls() for n, cls in ESTIMATORS.items()
                    if n != method.name)
@@ -374,6 +399,8 @@ def evaluate(
         trusted=advice.trusted,
         trust_reason=advice.reason,
         max_weight=max_weight,
+        bar=bar.describe() if bar is not None else None,
+        per_task=per_task,
     )
 
 
@@ -387,39 +414,3 @@ def _always(batch: LoggedBatch, model: str, n: int) -> np.ndarray:
     pi = np.zeros((n, len(batch.models)))
     pi[:, batch.models.index(model)] = 1.0
     return pi
-
-
-def _number(x: float) -> str:
-    return "n/a" if not math.isfinite(x) else f"{x:.4g}"
-
-
-def _cell(e: Estimate) -> str:
-    return "n/a" if e.n == 0 else f"{_number(e.value)} [{_number(e.low)}, {_number(e.high)}]"
-
-
-def format_text(result: OPEResult) -> str:
-    """A short markdown table (like the other replay reports): candidate against logged policy."""
-    w = result.weights
-    method = result.estimator.upper() + (f" (tau={result.switch_tau:g})" if result.switch_tau is not None else "")
-    lines = [
-        f"replay: {method} estimate for policy {result.policy!r}, weights quality={w['quality']:g} "
-        f"cost={w['cost']:g}/USD latency={w['latency']:g}/s failure={w['failure']:g} ({result.weights_source}); "
-        f"{result.n_used:,} decisions "
-        f"used, {result.n_excluded:,} excluded; effective sample size {result.ess:,.1f}; {result.confidence:.0%} "
-        f"intervals from {result.n_boot} bootstrap resamples",
-        "",
-        f"| | candidate ({result.estimator.upper()}) | logged policy |",
-        "|---|---|---|",
-        f"| **reward** | {_cell(result.reward)} | {_cell(result.logged_reward)} |",
-    ]
-    for name, estimate in result.components.items():
-        lines.append(f"| {name} | {_cell(estimate)} | {_cell(result.logged_components[name])} |")
-    lines += ["", f"reward gain over the logged policy: {_cell(result.gain)}"]
-    if result.by_estimator:
-        cells = ", ".join(f"{name.upper()} {_cell(e)}" for name, e in result.by_estimator.items())
-        lines += ["", f"reward by every estimator: {cells}"]
-        verdict = f"trust {result.trusted.upper()}" if result.trusted else "trust none of them yet"
-        lines += [f"which to trust: {verdict}: {result.trust_reason}"]
-    if result.warnings:
-        lines += ["", "warnings:"] + [f"- {m}" for m in result.warnings]
-    return "\n".join(lines)
