@@ -9,7 +9,8 @@ import pytest
 
 from adaptroute import Budget, ConfigError, ModelSpec, QualityBar, RewardWeights, Router
 from adaptroute.errors import BudgetExceededError, NoEligibleModelError, UnknownModelError
-from adaptroute.policy.constraints import DEFAULT_COST_SHARE, plausible_cheapest
+from adaptroute.policy.bar_dual import frontier_price, priced_choice
+from adaptroute.policy.constraints import DEFAULT_COST_SHARE, BarControl, plausible_cheapest
 
 MSG = [{"role": "user", "content": "classify this ticket please"}]
 
@@ -69,20 +70,62 @@ def test_plausible_cheapest_probabilities() -> None:
     assert 0.05 < p[0] < 0.5 and p[2] < 1e-6  # a cheap long shot is explored; the pricier passer is not needed
 
 
-def test_router_meets_a_bar_with_the_cheapest_passing_model() -> None:
+def test_router_meets_a_bar_below_the_cheapest_passing_models_cost() -> None:
+    """cheap (0.55) misses the bar 0.85, mid (0.93) meets it: the least cost at mean quality 0.85 mixes
+    them (about 79% mid), so late traffic is mostly mid, some cheap, hardly any pricey, and the mean
+    quality sits at the bar (margin 0.03: about two standard errors of 400 pass/fail scores)."""
     rates = {"cheap": 0.55, "mid": 0.93, "pricey": 0.97}
     router = Router(SPECS, quality_bar={"triage": 0.85}, scorer=PassRates(rates), seed=1)
     records = run(router, 400)
     late = [r.model for r in records[-150:]]
-    assert late.count("mid") / len(late) > 0.8
+    assert 0.6 < late.count("mid") / len(late) < 0.97 and late.count("cheap") > 0
     assert late.count("pricey") / len(late) < 0.1
     quality = np.mean([r.quality for r in records])
     assert quality >= 0.85 - 0.03
+    late_cost = np.mean([r.cost_usd for r in records[-150:]])
+    mid_cost = np.mean([r.cost_usd for r in records if r.model == "mid"])
+    assert late_cost < mid_cost  # below the cheapest single model that meets the bar
     assert records[-1].controls["bar"] == 0.85 and records[-1].controls["bar_unreachable"] is False
     # a task without a bar is routed by the weights alone, and says so
     other = router.complete(MSG, task="untracked", mock_response="ok").adaptroute
     assert other.controls is None or other.controls["bar"] is None
     router.close()
+
+
+def test_frontier_price_and_priced_choice() -> None:
+    """The price is the slope of the cheapest-mix frontier where it crosses the bar; at that price
+    the two models at the edge's ends share the traffic and pricier, dominated ones get none."""
+    quality = np.array([0.5, 0.9, 0.92, 0.7])
+    expense = np.array([1.0, 10.0, 100.0, 50.0])  # the last is dominated (pricier and worse than the second)
+    assert frontier_price(quality, expense, 0.8) == pytest.approx(9.0 / 0.4)
+    assert frontier_price(quality, expense, 0.91) == pytest.approx(90.0 / 0.02)
+    assert frontier_price(quality, expense, 0.4) == pytest.approx(0.5 * 9.0 / 0.4)  # the cheapest meets it
+    assert frontier_price(quality, expense, 0.95) == np.inf  # no model does
+    sure = np.full(4, 0.01)
+    p = priced_choice(quality, sure, expense, frontier_price(quality, expense, 0.8))
+    assert p[0] + p[1] > 0.99 and min(p[0], p[1]) > 0.2 and p[3] < 1e-6
+    p = priced_choice(quality, sure, expense, 1.5 * frontier_price(quality, expense, 0.8))
+    assert p[1] > 0.99  # a higher price buys the stronger model of the edge
+    assert priced_choice(quality, sure, expense, np.inf)[2] > 0.9  # no price meets the bar: the best model
+
+
+def test_task_posterior_learns_per_task_from_a_cross_task_prior() -> None:
+    """A model's quality on a task starts at its mean elsewhere plus the task's offset, and then
+    follows the task's own outcomes."""
+    control = BarControl(QualityBar.of(0.8))
+    for _ in range(50):
+        control.count("easy", "a", 1.0)
+        control.count("easy", "b", 0.0)
+        control.count("hard", "a", 0.5)
+    mean, sd = control.task_posterior("hard", ["a", "b", "new"])
+    assert mean[0] == pytest.approx(0.5, abs=0.03) and sd[0] < 0.1  # a's own outcomes on "hard"
+    assert mean[1] < 0.2  # b failed elsewhere and "hard" is harder than a's mean: b is expected to fail
+    assert sd[2] > 0.2  # never seen: wide
+    factor = control.settled_factor("easy", np.array([0.6, 0.95]), np.array([0.01, 0.01]), np.array([1.0, 10.0]), 1.0)
+    p, decision = control.decide("easy", np.array([0.6, 0.95]), np.array([0.01, 0.01]), np.array([1.0, 10.0]), 1.0,
+                                 factor=factor)
+    assert float(p @ np.array([0.6, 0.95])) == pytest.approx(0.8, abs=0.02)  # the settled price meets the bar
+    assert decision.price > 0 and decision.effective_bar == 0.8
 
 
 def test_an_unreachable_bar_goes_to_the_best_model_and_says_so() -> None:
@@ -100,7 +143,7 @@ def test_feedback_moves_the_bar_state() -> None:
     record = run(router, 1)[0]
     assert router.controls["bar_shift"] == {}
     router.feedback(record.decision_id, 1.0)
-    assert router.controls["bar_shift"]["triage"] > 0  # quality above the bar: cheaper models may qualify
+    assert router.controls["bar_shift"]["triage"] > 0  # quality above the bar: the price of quality falls
     router.feedback(record.decision_id, 0.0)  # a correction of an already learned score is not counted twice
     assert router.controls["bar_shift"]["triage"] > 0
     router.close()

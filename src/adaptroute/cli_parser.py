@@ -163,8 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     candidate.add_argument("--always", metavar="MODEL", help="the policy that always picks this model")
     rep.add_argument("--weights", help=WEIGHTS_HELP + " (default: the weights logged with the decisions)")
     rep.add_argument("--bar", help="evaluate the candidate under a quality bar per task (as for simulate --bar: "
-                     "extract=0.95,draft=0.8, 0.9, 0.9*best): it picks the cheapest model that plausibly meets "
-                     "the bar; per task the estimated quality and cost under it are shown")
+                     "extract=0.95,draft=0.8, 0.9, 0.9*best): the least cost at mean quality >= bar, at the bar's "
+                     "settled price; per task the estimated quality and cost under it are shown")
     rep.add_argument("--estimator", default="dr", choices=ESTIMATORS,
                      help="the estimator of the headline figures (every estimator's reward is shown too)")
     rep.add_argument("--bootstrap", type=_positive_int, default=200, help="bootstrap resamples for the intervals")

@@ -72,6 +72,6 @@ def run_controlled(
         chosen[step] = k
         if decision is not None and bar is not None:
             bars[step] = decision.bar
-            bar.observe(task, float(targets[row, k, 0]), decision.bar)
+            bar.observe(task, float(targets[row, k, 0]), decision.bar, models[k])
         if pacer is not None:
             pacer.charge(float(targets[row, k, 1]), now)

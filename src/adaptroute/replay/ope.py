@@ -351,10 +351,10 @@ def evaluate(
     elif not refit:
         eligible = np.asarray(batch.probabilities)[rows] > 0
         eligible[np.arange(rows.shape[0]), a] = True
-        if rule is None:
+        if bar is None:
             pi = candidate.predict_batch(np.asarray(batch.features)[rows], eligible, batch.models).probabilities
         else:
-            pi = rule(candidate, rows, eligible)
+            pi = bar_rule(batch, bar, weights, held_out=False)(candidate, rows, eligible)
         label = f"{label} (as trained)"
     per_task: dict[str, dict[str, Any]] = {}
     if bar is not None:

@@ -1,12 +1,15 @@
 """Off-policy evaluation of a quality bar: what a policy under other bars would have done on a log.
 
 A bar policy is a stochastic target whose probabilities per logged context are known: the candidate
-(cross-fitted on the log, as in ope.evaluate) predicts each model's quality, its posterior sd and its
-cost on the decision's context, and the bar's rule (policy.constraints) turns them into probabilities,
-with the policy's floor, exactly as the Router would have at that state. IPS, SNIPS, DR and Switch-DR
-then apply unchanged. The task shift of the bar (its integral control on realised quality) depends on
+(cross-fitted on the log, as in ope.evaluate) predicts each model's cost on the decision's context,
+each model's quality on the task comes from the task's scored outcomes in the other folds (the bar's
+own estimate, policy.bar_control), and the bar's rule turns them into probabilities, with the
+policy's floor, exactly as the Router would have at that state. IPS, SNIPS, DR and Switch-DR
+then apply unchanged. The bar's feedback on realised quality (the price's dual ascent) depends on
 the order the target would have seen outcomes in, which a log of another policy does not hold, so the
-evaluated rule is the bar at its set value (shift 0): the steady-state behaviour of that bar.
+evaluated rule is the bar at its steady state: under the price rule, the price factor at which the
+rule's expected quality on the task (by the fitted estimates, at the task's mean predicted cost) meets
+the bar, which is where the online factor settles; under the shifted-bar rules, the bar unshifted.
 
 Per task, the estimated mean quality and cost under the bar sit next to the bar, so an operator can
 read "would quality have met 0.9 on extract, and at what cost" from yesterday's traffic.
@@ -34,14 +37,21 @@ __all__ = ["bar_rule", "bar_values", "format_per_task", "per_task_under_bar"]
 Rule = Callable[[Policy, np.ndarray, np.ndarray], np.ndarray]
 
 
-def bar_rule(batch: LoggedBatch, bar: QualityBar, weights: RewardWeights) -> Rule:
+def bar_rule(batch: LoggedBatch, bar: QualityBar, weights: RewardWeights, *, held_out: bool = True) -> Rule:
     """The probabilities of a policy under ``bar`` (minimising cost, and latency by ``weights``) for
-    the given rows of ``batch``, from a policy fitted on (part of) the log."""
-    control = BarControl(bar)
+    the given rows of ``batch``, from a policy fitted on (part of) the log. The bar's own per-task
+    quality estimates learn from the outcomes of the other rows (``held_out``, as the policy's
+    cross-fitting does) or of every row."""
     per_usd, per_s = expense_weights(weights)
     tasks = np.asarray(batch.tasks).astype(str)
+    obs = batch.observations
+    scored = np.flatnonzero(np.isfinite(obs.quality))
 
     def probabilities(policy: Policy, rows: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+        control = BarControl(bar)
+        learn = scored[~np.isin(obs.row[scored], rows)] if held_out else scored
+        for j in learn:
+            control.count(str(tasks[obs.row[j]]), batch.models[obs.model[j]], float(obs.quality[j]))
         saved = policy.weights
         policy.weights = QUALITY_ONLY  # the sd predict_batch returns is then quality's own
         try:
@@ -51,12 +61,29 @@ def bar_rule(batch: LoggedBatch, bar: QualityBar, weights: RewardWeights) -> Rul
         means, sd = prediction.means, prediction.sd
         expense = per_usd * np.maximum(means[:, :, 1], 0.0) + per_s * np.maximum(np.nan_to_num(means[:, :, 2]), 0.0)
         pi = np.zeros((rows.shape[0], len(batch.models)))
+        posteriors: dict[tuple[str, bytes], tuple[np.ndarray, np.ndarray]] = {}
+        factors: dict[tuple[str, bytes], float] = {}
         for i, row in enumerate(rows):
             cols = np.flatnonzero(eligible[i])
             k = cols.shape[0]
             width = control.width if control.width is not None else (
                 policy.width(k) if isinstance(policy, ThompsonSampling) else 1.0)
-            decided = control.decide(str(tasks[row]), means[i, cols, 0], sd[i, cols], expense[i, cols], width)
+            task = str(tasks[row])
+            quality, spread = means[i, cols, 0], sd[i, cols]
+            if control.estimate == "task":  # the same for every row of the task: computed once
+                key = (task, cols.tobytes())
+                if key not in posteriors:
+                    posteriors[key] = control.task_posterior(task, [batch.models[c] for c in cols])
+                quality, spread = posteriors[key]
+            factor = None
+            if control.rule == "price":
+                key = (task, cols.tobytes())
+                if key not in factors:
+                    same = (tasks[rows] == task) & (eligible == eligible[i]).all(axis=1)
+                    typical = expense[same][:, cols].mean(axis=0)
+                    factors[key] = control.settled_factor(task, quality, spread, typical, width)
+                factor = factors[key]
+            decided = control.decide(task, quality, spread, expense[i, cols], width, factor=factor)
             if decided is None:  # a task without a bar: the policy's own choice under the weights
                 p = _own(policy, np.asarray(batch.features)[row], cols, batch, weights)
             else:

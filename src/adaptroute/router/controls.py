@@ -137,7 +137,8 @@ class OperatorControls:
             raise ConfigError("clock must be a callable returning seconds (like time.time)")
         self._lock = threading.Lock()
         self._capacity = capacity
-        self._open: OrderedDict[str, tuple[str, float | None, tuple[Pacer, ...]]] = OrderedDict()  # id -> task, bar, pacers
+        # id -> task, bar, pacers, the model that answered (once known)
+        self._open: OrderedDict[str, tuple[str, float | None, tuple[Pacer, ...], str | None]] = OrderedDict()
 
     def request(
         self, policy: Policy, x: np.ndarray, eligible: Sequence[str], task: str, overrides: Mapping[str, Any]
@@ -211,25 +212,27 @@ class OperatorControls:
         with self._lock:
             for p in pacers:
                 p.decided(now)
-            self._open[decision_id] = (task, note.bar, pacers)
+            self._open[decision_id] = (task, note.bar, pacers, None)
             if len(self._open) > self._capacity:
                 self._open.popitem(last=False)
 
-    def concluded(self, decision_id: str, cost_usd: float, quality: float | None) -> None:
-        """A request ended: charge its spend, and learn from its quality when known."""
+    def concluded(self, decision_id: str, cost_usd: float, quality: float | None, model: str | None = None) -> None:
+        """A request ended (``model`` answered it): charge its spend, and learn from its quality when known."""
         with self._lock:
             entry = self._open.get(decision_id)
         if entry is None:
             return
-        task, bar, pacers = entry
+        task, bar, pacers, _ = entry
         now = float(self.clock())
         with self._lock:
             for p in pacers:
                 p.charge(cost_usd, now)
             if bar is None:
                 self._open.pop(decision_id, None)
+            elif decision_id in self._open:
+                self._open[decision_id] = (task, bar, pacers, model)  # a later feedback() scores this model
         if quality is not None and bar is not None and self.bar is not None:
-            self.bar.observe(task, quality, bar)
+            self.bar.observe(task, quality, bar, model)
             with self._lock:
                 self._open.pop(decision_id, None)  # its quality is learned: a later feedback() is a correction
 
@@ -238,7 +241,7 @@ class OperatorControls:
         with self._lock:
             entry = self._open.pop(decision_id, None)
         if entry is not None and entry[1] is not None and self.bar is not None:
-            self.bar.observe(entry[0], quality, entry[1])
+            self.bar.observe(entry[0], quality, entry[1], entry[3])
 
     def status(self) -> dict[str, Any]:
         """The bars' shifts per task and each budget's state now (for dashboards and tests)."""

@@ -150,7 +150,8 @@ class Router:
         # holds the log check a guessed prompt (see features.py).
         self._featurizer: Featurizer = featurizer or HashingFeaturizer(key=_feature_key(self._store.hash_key))
         self._learner = Learner(chosen_policy, self._store, self.settings.pending_feedback)
-        self._learner.on_conclude = lambda decision, record: self._controls.concluded(decision.id, record.cost_usd, record.quality)
+        self._learner.on_conclude = lambda decision, record: self._controls.concluded(
+            decision.id, record.cost_usd, record.quality, record.model)
         self._learner.on_feedback = self._controls.feedback
         self._snapshots = (Snapshots(self._store, self.settings.snapshot_dir, self.settings.snapshot_interval_s)
                            if self.settings.snapshot_dir else None)
