@@ -55,3 +55,21 @@ def pg_url(postgres_server, request):
         postgres_server.start()
     with psycopg.connect(postgres_server.url, autocommit=True) as con:
         con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def router_log(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+    """A closed router log of 150 mock requests over two tasks and three models with fixed pass rates."""
+    import numpy as np
+
+    from adaptroute import RewardWeights, Router
+
+    path = tmp_path_factory.mktemp("log") / "routes.duckdb"
+    rng = np.random.default_rng(7)
+    rates = {"gpt-4o-mini": 0.7, "gpt-4o": 0.9, "gpt-4.1-nano": 0.4}
+    router = Router(models=list(rates), reward=RewardWeights(quality=1, cost=500), store=str(path), seed=1,
+                    scorer=lambda messages, response, model: float(rng.random() < rates[model]))
+    for i in range(150):
+        router.complete([{"role": "user", "content": f"question {i}"}], task="qa" if i % 3 else "code", mock_response="ok")
+    router.close()
+    return path

@@ -7,10 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from adaptroute import RewardWeights, Router
 from adaptroute.cli import main
 from adaptroute.datasets.longformat import write_long
 from adaptroute.datasets.synthetic import generate, random_profile
@@ -20,19 +18,6 @@ from adaptroute.datasets.synthetic import generate, random_profile
 def long_file(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
     path = tmp_path_factory.mktemp("data") / "bench.jsonl"
     write_long(generate(random_profile(5, 2, seed=4), 300, seed=4), path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def router_log(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
-    path = tmp_path_factory.mktemp("log") / "routes.duckdb"
-    rng = np.random.default_rng(7)
-    rates = {"gpt-4o-mini": 0.7, "gpt-4o": 0.9, "gpt-4.1-nano": 0.4}
-    router = Router(models=list(rates), reward=RewardWeights(quality=1, cost=500), store=str(path), seed=1,
-                    scorer=lambda messages, response, model: float(rng.random() < rates[model]))
-    for i in range(150):
-        router.complete([{"role": "user", "content": f"question {i}"}], task="qa" if i % 3 else "code", mock_response="ok")
-    router.close()
     return path
 
 

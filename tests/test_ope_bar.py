@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adaptroute import RewardWeights, Router
+from adaptroute import RewardWeights
 from adaptroute.cli import main
 from adaptroute.errors import EstimatorError
 from adaptroute.policy import ThompsonSampling
 from adaptroute.policy.constraints import QualityBar
 from adaptroute.replay.estimators import EstimatorWarning
-from adaptroute.replay.ope import evaluate, format_text
+from adaptroute.replay.ope import evaluate
 from adaptroute.types import LoggedBatch, Observations
 
 MODELS = ("cheap", "mid", "premium")
@@ -122,16 +122,9 @@ def test_a_bar_cannot_shape_always_one_model() -> None:
         evaluate(uniform_log(0, 300), ThompsonSampling(), WEIGHTS, always="cheap", bar=QualityBar.parse("0.8"))
 
 
-def test_replay_cli_takes_a_bar(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_replay_cli_takes_a_bar(router_log: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     """`adaptroute replay LOG --bar ...` on a real router log: per task the bar and the estimates."""
-    log = tmp_path / "routes.duckdb"
-    rng = np.random.default_rng(7)
-    rates = {"gpt-4o-mini": 0.7, "gpt-4o": 0.9, "gpt-4.1-nano": 0.4}
-    router = Router(models=list(rates), reward=RewardWeights(quality=1, cost=500), store=str(log), seed=1,
-                    scorer=lambda messages, response, model: float(rng.random() < rates[model]))
-    for i in range(120):
-        router.complete([{"role": "user", "content": f"question {i}"}], task="qa" if i % 3 else "code", mock_response="ok")
-    router.close()
+    log = router_log
     assert main(["replay", str(log), "--bar", "qa=0.8,code=0.5", "--bootstrap", "20", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out["per_task"]) == {"qa", "code"} and out["per_task"]["qa"]["bar"] == 0.8
