@@ -583,7 +583,7 @@ def bench_logging(data: Any, X: np.ndarray, quick: bool, tmp: Path) -> Path:
         f"{rate_m:,.0f}/s", ">= 100,000/s", rate_m >= 100_000)
 
     n_durable = 200 if quick else 500
-    say(f"4: durable logging: {n_durable} outcomes, one commit per decision and per outcome")
+    say(f"4: durable logging: {n_durable} outcomes, one request at a time (a commit per request)")
     records = factory.make(n_durable, time.time())
     durable = LogStore(tmp / "durable.duckdb", durable=True)
     per = []
@@ -595,7 +595,8 @@ def bench_logging(data: Any, X: np.ndarray, quick: bool, tmp: Path) -> Path:
         per.append(time.perf_counter() - t1)
     rate_d = n_durable / (time.perf_counter() - t)
     durable.close()
-    row("4", "durable logging (`durable=True`, commit per decision and per outcome): outcomes/s; per outcome median",
+    row("4", "durable logging (`durable=True`, one request at a time: its decision is committed with its outcome): "
+        "outcomes/s; per outcome median",
         f"{rate_d:,.0f}/s; {us(median(per))}")
     return path
 
