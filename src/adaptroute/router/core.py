@@ -2,42 +2,37 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
-import math
 import os
 import threading
 import time
-from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..config import ModelSpec, RewardWeights, RouterSettings
+from ..config import ModelSpec, RewardWeights
 from ..datasets import FullInfoDataset, load_dataset
-from ..errors import (AllModelsFailedError, ConfigError, NoEligibleModelError, PolicyStateError, UnknownDecisionError,
-                      UnknownModelError)
+from ..errors import ConfigError, NoEligibleModelError, PolicyStateError, UnknownDecisionError
 from ..features import Featurizer, HashingFeaturizer
 from ..messages import PromptHasher, prompt_text, validate_messages
 from ..policy import Policy, load_policy, make_policy, save_policy
 from ..secrecy import SecretRegistry
 from ..store import LogBackend, open_store, read_log
-from ..types import Attempt, Decision, ModelScore, RoutingRecord, check_quality
-from .calls import call_async, call_defaults, call_kwargs, call_sync
-from ..policy.constraints import default_weights
+from ..types import Decision, ModelScore, check_quality
 from .batch import BATCH_WINDOW_S, BatchHandle, BatchLane, check_submit
 from .controls import ControlNote, OperatorControls, lane_only, overrides as _overrides
 from .cooldown import Cooldowns
-from .failures import all_failed_message
-from .flow import Call, FlowResult, Pause, RequestPlan, Score, route
+from .flow import FlowResult, RequestPlan, route
 from .litellm_loader import warm_up
 from .live import Snapshots
-from .models import PricedModel, resolve_models
+from .models import resolve_models
+from .roster import Roster
+from .drivers import Drivers, _Request
 from .request_parts import router_settings, _check_task, _new_id, _scores, _secrets_in, _takes_model
-from .streaming import AsyncRoutedStream, RoutedStream, first_chunk_async, first_chunk_sync
+from .streaming import AsyncRoutedStream, RoutedStream
 from .learning import Learner, warm_start_batch
 from .shared_tasks import SharedTasks
 from .sync import ReplicaSync
@@ -53,28 +48,12 @@ _CHARS_PER_TOKEN = 4  # rough, provider-independent: only used to skip models wh
 _UNIFORM_BATCH = 64  # uniform numbers drawn from the router's RNG at a time (the same stream as one by one)
 
 
-@dataclass(slots=True)
-class _Request:
-    """A request between its decision and its outcome."""
-
-    decision: Decision
-    plan: RequestPlan
-    messages: list[dict[str, Any]]
-    kwargs: dict[str, Any]
-    scores: tuple[ModelScore, ...]
-    policy_version: int
-    started: float
-    ends: list[float]
-    pending: Any = None  # the step under way (for a request stopped half-way)
-    controls: ControlNote | None = None  # what the operator controls did to the decision
-
-
 def _feature_key(log_key: bytes) -> bytes:
     """The featurizer's key, derived from the log's (a key of any length gives 32 bytes)."""
     return hmac.digest(log_key, b"adaptroute.features", "sha256")
 
 
-class Router:
+class Router(Roster, Drivers):
     """Routes each request to the model a contextual bandit picks; see the README for the tour.
 
     ``quality_bar`` (one number, {task: bar}, or a QualityBar) routes each task to the cheapest model
@@ -167,47 +146,7 @@ class Router:
             self._sync.catch_up()
             self._sync.start()
 
-    # -- configuration ----------------------------------------------------------------------------
-    @property
-    def models(self) -> tuple[str, ...]:
-        return tuple(self._models)
-
-    def _install(self, models: dict[str, PricedModel]) -> None:
-        """Offer exactly ``models`` from the next decision on. Copy-on-write: requests in flight keep
-        the dictionaries they read (their fallbacks stay within the models they were planned with)."""
-        windows = [m.max_input_tokens for m in models.values()]
-        defaults = {n: call_defaults(m, self.settings.timeout_s) for n, m in models.items()}
-        # Prompts up to this many tokens fit every model: no per-call filtering by context window.
-        self._fits_all = math.inf if None in windows else min(windows)  # type: ignore[type-var]
-        self._call_defaults = defaults
-        self._models = models
-        self._names = tuple(models)
-
-    def add_model(self, model: str | ModelSpec) -> None:
-        """Offer one more model from the next request on. It starts from its prior (configured expected
-        quality, the price table) and is explored like any untried model; what the policy learned of
-        the others is kept, and a model removed earlier comes back with what was learned of it."""
-        priced = resolve_models([model])
-        name = next(iter(priced))
-        with self._roster_lock:
-            if name in self._models:
-                raise ConfigError(f"add_model(): {name!r} is already one of the router's models {list(self._models)}")
-            self._secrets.add(*priced[name].spec.secrets)
-            self._install({**self._models, **priced})
-        self._refresh_priors()
-        log.info("adaptroute: model %s added; the router now offers %s", name, list(self._models))
-
-    def remove_model(self, name: str) -> None:
-        """Stop offering ``name`` from the next request on: it is no longer eligible (so no decision
-        logs a probability for it), while what was learned of it stays in the policy and the log."""
-        with self._roster_lock:
-            if name not in self._models:
-                raise UnknownModelError(f"remove_model(): unknown model {name!r}; the router's models: {list(self._models)}")
-            if len(self._models) == 1:
-                raise ConfigError(f"remove_model(): {name!r} is the router's only model; add another first")
-            self._install({k: v for k, v in self._models.items() if k != name})
-        log.info("adaptroute: model %s removed; the router now offers %s", name, list(self._models))
-
+    # -- configuration (models at run time: roster.Roster) ----------------------------------------
     @property
     def policy(self) -> Policy:
         """The policy currently deciding (replaced atomically by retrain())."""
@@ -228,16 +167,6 @@ class Router:
             raise ConfigError(f"reward must be a RewardWeights, got {type(weights).__name__}")
         self._default_reward = False
         self._learner.set_weights(weights)
-
-    def _refresh_priors(self) -> None:
-        """Cost priors from the price table for a typical request of this deployment so far (before
-        any call: 1,000 prompt and 250 answer tokens)."""
-        typical_in, typical_out = self._learner.typical_tokens()
-        for name, model in self._models.items():
-            self._learner.policy.add_model(name, model.prior(typical_in, typical_out))
-        if self._default_reward:
-            priciest = max(m.cost(int(typical_in), int(typical_out)) for m in self._models.values())
-            self._learner.set_weights(default_weights(priciest))
 
     # -- the decision -----------------------------------------------------------------------------
     def _decide(
@@ -377,42 +306,6 @@ class Router:
         """Requests submitted to the batch lane and not concluded yet."""
         return self._batches.pending
 
-    def _drive_sync(self, flow: Generator[Any, Any, FlowResult], request: _Request) -> FlowResult:
-        reply: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                step = flow.throw(error) if error is not None else flow.send(reply)
-            except StopIteration as stop:
-                return stop.value
-            reply, error = None, None
-            request.pending = step
-            if isinstance(step, Call):
-                kwargs = call_kwargs(self._call_defaults[step.model.name], request.messages, request.kwargs)
-                reply = first_chunk_sync(step, kwargs) if request.kwargs.get("stream") else call_sync(step, kwargs)
-                request.ends.append(time.perf_counter() - request.started)
-            elif isinstance(step, Score):
-                try:
-                    reply = check_quality(self.score(request.messages, step.response, step.model), source="scorer")
-                except Exception as exc:  # noqa: BLE001 - handed to the flow, raised after logging
-                    error = exc
-            elif isinstance(step, Pause):
-                time.sleep(step.seconds)
-            request.pending = None
-
-    def _abandon(self, request: _Request, progress: FlowResult, exc: BaseException) -> None:
-        """Log the outcome of a request that stopped half-way (cancelled, interrupted): the call in
-        flight is recorded as not the model's fault, and nothing is learned from it."""
-        step = request.pending
-        if isinstance(step, Call):
-            request.ends.append(time.perf_counter() - request.started)
-            progress.attempts.append(
-                Attempt(step.model.name, step.role, request.ends[-1], error_class=type(exc).__name__,
-                        error_message="the request stopped before the call returned", counts_against_model=False)
-            )
-        progress.returned_seq = None
-        self._learner.conclude(request.decision, self.record(request, progress))
-
     # -- async ------------------------------------------------------------------------------------
     async def acomplete(
         self, messages: Any, task: str | None = None, *, reward: RewardWeights | None = None,
@@ -432,86 +325,6 @@ class Router:
         if kwargs.get("stream"):
             return self._open_stream(request, outcome, AsyncRoutedStream)
         return self._finish(request, outcome)
-
-    async def _drive_async(self, flow: Generator[Any, Any, FlowResult], request: _Request) -> FlowResult:
-        reply: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                step = flow.throw(error) if error is not None else flow.send(reply)
-            except StopIteration as stop:
-                return stop.value
-            reply, error = None, None
-            request.pending = step
-            if isinstance(step, Call):
-                kwargs = call_kwargs(self._call_defaults[step.model.name], request.messages, request.kwargs)
-                stream = request.kwargs.get("stream")
-                reply = await (first_chunk_async(step, kwargs) if stream else call_async(step, kwargs))
-                request.ends.append(time.perf_counter() - request.started)
-            elif isinstance(step, Score):
-                try:
-                    scorer = self.scorer
-                    if hasattr(scorer, "ascore"):
-                        raw = await scorer.ascore(request.messages, step.response)
-                    else:
-                        raw = self.score(request.messages, step.response, step.model)
-                    reply = check_quality(raw, source="scorer")
-                except Exception as exc:  # noqa: BLE001
-                    error = exc
-            elif isinstance(step, Pause):
-                await asyncio.sleep(step.seconds)
-            request.pending = None
-
-    def score(self, messages: list[dict[str, Any]], response: Any, model: str) -> Any:
-        """The scorer's raw verdict; scorers that take a ``model`` keyword learn who answered."""
-        if self._scorer_takes_model:
-            return self.scorer(messages, response, model=model)
-        return self.scorer(messages, response)
-
-    # -- the outcome ------------------------------------------------------------------------------
-    def record(self, request: _Request, outcome: FlowResult) -> RoutingRecord:
-        attempts = tuple(outcome.attempts)
-        seq = outcome.returned_seq
-        returned = attempts[seq] if seq is not None else None
-        ends = request.ends
-        return RoutingRecord(
-            decision_id=request.decision.id,
-            task=request.decision.task,
-            model=returned.model if returned else None,
-            chosen=request.decision.chosen,
-            probability=request.decision.propensity,
-            scores=request.scores,
-            attempts=attempts,
-            quality=returned.quality if returned else None,
-            cost_usd=float(sum(a.cost_usd for a in attempts)),
-            latency_s=float(ends[seq] if seq is not None and seq < len(ends) else (ends[-1] if ends else 0.0)),
-            escalated=outcome.escalated,
-            policy_version=request.policy_version,
-            returned_seq=seq,
-            first_token_s=returned.first_token_s if returned else None,
-            controls=request.controls.to_dict() if request.controls is not None else None,
-        )
-
-    def _finish(self, request: _Request, outcome: FlowResult) -> Any:
-        record = self.record(request, outcome)
-        self._learner.conclude(request.decision, record)
-        calls = self._learner.calls
-        if calls and (calls & (calls - 1) == 0 or calls % 1024 == 0):
-            self._refresh_priors()  # at 1, 2, 4, ... calls, then every 1024: priors follow real token counts
-        if record.model is None:
-            raise AllModelsFailedError(
-                all_failed_message(record.decision_id, record.attempts, outcome.failures),
-                decision_id=record.decision_id,
-                attempts=record.attempts,
-            )
-        response = outcome.responses[record.returned_seq]  # type: ignore[index]
-        object.__setattr__(response, "adaptroute", record)  # outside the pydantic fields: not in model_dump()
-        return response
-
-    def _open_stream(self, request: _Request, outcome: FlowResult, kind: type) -> Any:
-        if outcome.returned_seq is None:
-            return self._finish(request, outcome)  # nothing streamed: logs and raises AllModelsFailedError
-        return kind(self, request, outcome)
 
     # -- learning from later quality --------------------------------------------------------------
     def feedback(self, decision_id: str, quality: float | bool, source: str = "user") -> None:

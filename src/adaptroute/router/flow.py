@@ -1,5 +1,5 @@
 """One routed request as a sans-IO generator: it yields what it needs (a model call, a score, a pause)
-and receives the results, so the sync and async drivers in router.core share every routing rule.
+and receives the results, so the sync and async drivers in router.drivers share every routing rule.
 
 Rules: retry the same model only on transient errors (bounded); otherwise fall back to the next model
 by the policy's ranking (bounded); a context-window error moves to a model with a larger window and is

@@ -8,6 +8,7 @@ or lost, and the swap is a single reference assignment (calls in flight keep the
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -49,6 +50,9 @@ class Learner:
         self._lock = threading.Lock()
         self._replay: list[tuple[Any, ...]] | None = None  # updates made while a retrain is fitting
         self._warm: LoggedBatch | None = None  # outcomes known before this deployment's traffic
+        # price changes made at run time, as (model, new / old, time): a refit learns the costs the log
+        # holds from before each change at the price after it (see _reprice)
+        self._price_changes: list[tuple[str, float, float]] = []
         # successful calls, tokens in, tokens out: for price-based cost priors (Python numbers: a NumPy
         # array costs more per call than the additions themselves)
         self._calls, self._tokens_in, self._tokens_out = 0, 0.0, 0.0
@@ -63,6 +67,13 @@ class Learner:
     def set_weights(self, weights: RewardWeights) -> None:
         with self._lock:
             self._policy.weights = weights
+
+    def rescale_cost(self, model: str, factor: float) -> None:
+        """A price change: what the policy learned of ``model``'s cost scales by ``factor`` now, and
+        every later refit applies it to the log's earlier calls of that model."""
+        with self._lock:
+            self._policy.rescale_cost(model, factor)
+            self._price_changes.append((model, float(factor), time.time()))
 
     def typical_tokens(self) -> tuple[float, float]:
         calls = self._calls
@@ -167,7 +178,7 @@ class Learner:
             warm = self._warm if warm is None else warm
         try:
             try:
-                batch = read(self._store)
+                batch = _reprice(read(self._store), self._price_changes)
             finally:
                 snapshot.__exit__(None, None, None)
             fresh = base.clone()
@@ -197,6 +208,20 @@ class Learner:
         with self._lock:
             self._policy = policy
             self._pending.clear()  # their learned state belongs to the old policy
+
+
+def _reprice(batch: LoggedBatch, changes: list[tuple[str, float, float]]) -> LoggedBatch:
+    """``batch`` with each observed cost of a repriced model, decided before the change, times the
+    change's factor (the calls it logged were billed at the old price)."""
+    if not changes or not len(batch.observations):
+        return batch
+    obs = batch.observations
+    cost = obs.cost_usd.copy()
+    decided = np.asarray(batch.ts, dtype=float)[obs.row]
+    for model, factor, at in changes:
+        if model in batch.models:
+            cost[(obs.model == batch.models.index(model)) & (decided < at)] *= factor
+    return replace(batch, observations=replace(obs, cost_usd=cost))
 
 
 def _learned(attempt: Attempt, record: RoutingRecord) -> Outcome:

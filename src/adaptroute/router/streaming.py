@@ -25,7 +25,8 @@ from .flow import Call, CallResult, FlowResult
 from .usage import priced_usage, usage_of
 
 if TYPE_CHECKING:
-    from .core import Router, _Request
+    from .core import Router
+    from .drivers import _Request
 
 __all__ = ["AsyncRoutedStream", "RoutedStream", "first_chunk_async", "first_chunk_sync"]
 
