@@ -140,8 +140,6 @@ def _demo(args: argparse.Namespace) -> int:
     summary = run_demo(args.out, requests=args.requests, concurrency=args.concurrency, seed=args.seed)
     print(f"\nadaptroute demo: {summary.requests} requests in {summary.seconds:.1f} s "
           f"(weights quality={summary.weights.quality}, cost={summary.weights.cost}/USD, latency={summary.weights.latency}/s)\n")
-    print("Best expected reward per task under the (simulated) profile: "
-          + ", ".join(f"{task} -> {model}" for task, model in summary.expected_best.items()) + "\n")
     print(summary.report_markdown)
     print(f"\nLog: {summary.log_path}   report: {summary.log_path.parent / 'report.md'}")
     for path in summary.plot_paths:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -190,10 +191,11 @@ def savings_note(reports: dict[str, TaskReport]) -> str | None:
             "every call it made for them, escalations and fallbacks included.")
 
 
-def plot_report(batch: LoggedBatch, path: str | Path, window: int = 50) -> list[Path]:
+def plot_report(batch: LoggedBatch, path: str | Path, window: int = 50, marks: Sequence[tuple[float, str]] = ()) -> list[Path]:
     """One PNG (``path``; a folder or a path without a suffix gets model_shares.png inside), one panel
     per task: the share of each model among the policy's first choices over the last ``window``
-    requests of that task (a trailing mean, so the curve at request i uses only the past)."""
+    requests of that task (a trailing mean, so the curve at request i uses only the past). ``marks``:
+    (time, label) pairs drawn as vertical lines where they fall among each task's requests (a change)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -220,6 +222,10 @@ def plot_report(batch: LoggedBatch, path: str | Path, window: int = 50) -> list[
             lagged = np.concatenate([np.zeros(min(window, rows.size)), total[:-window]]) if rows.size > window else np.zeros(rows.size)
             share = (total - lagged) / np.minimum(steps, window)
             ax.plot(steps, share, label=name, color=colours[name], linewidth=1.4)
+        for when, label in marks:
+            x = int(np.searchsorted(batch.ts[rows], when, side="left"))
+            ax.axvline(x, color="black", linestyle="--", linewidth=1.0)
+            ax.annotate(label, (x, 1.0), xytext=(3, -10), textcoords="offset points", fontsize=7)
         ax.set_title(f"{task}: share of first choices, trailing {window} requests", fontsize=9)
         ax.set_ylim(0, 1.02)
         ax.set_ylabel("share")
