@@ -18,6 +18,7 @@ from adaptroute.policy.pacing import Budget
 
 W = RewardWeights(quality=1.0, cost=40.0, latency=0.05)
 TIN, TOUT = 1000 * math.exp(0.08) - 0.5, 100 * math.exp(0.045) + 0.5  # int(median * lognormal), answers + 1
+LAT = math.exp(0.25**2 / 2)  # a call's mean latency / the median (the simulated provider's log-normal)
 
 
 def _profile(**rates: tuple[float, float, float, float]) -> WorkloadProfile:
@@ -46,8 +47,8 @@ def test_reward_per_call_ignores_the_escalated_answer() -> None:
     profile = _profile(A=(0.5, 1e-7, 1e-7, 0.2), B=(0.6, 2e-6, 8e-6, 1.0), C=(0.99, 1e-5, 5e-5, 2.0))
     targets = expected_targets(profile, W)["t"]
     reward = {c.model: c.reward for c in targets.candidates}
-    assert reward["A"] == pytest.approx(0.5 - 40 * _cost(1e-7, 1e-7) - 0.05 * 0.2)
-    assert reward["B"] == pytest.approx(0.6 - 40 * _cost(2e-6, 8e-6) - 0.05 * 1.0)
+    assert reward["A"] == pytest.approx(0.5 - 40 * _cost(1e-7, 1e-7) - 0.05 * 0.2 * LAT)
+    assert reward["B"] == pytest.approx(0.6 - 40 * _cost(2e-6, 8e-6) - 0.05 * 1.0 * LAT)
     assert (targets.best, targets.runner_up) == ("A", "B")
     assert targets.gap == pytest.approx(reward["A"] - reward["B"])
     a = next(c for c in targets.candidates if c.model == "A")

@@ -5,7 +5,8 @@ model's own cost and latency, and the escalated answer (escalate_below) as an ob
 it went to. So a task without controls is won by the largest expected reward per call,
 ``w_q * pass rate - w_c * cost - w_l * latency``, with the pass rate averaged over the prompts'
 difficulty (the grader's ``sigmoid(logit p - spread * d)``, ``d ~ N(0, 1)``, by Gauss-Hermite
-quadrature), the cost at the workload's mean token counts and the latency the simulated one.
+quadrature), the cost at the workload's mean token counts and the latency the simulated provider's mean
+(log-normal around the model's median).
 
 The controls change the rule (their semantics are policy.constraints' and policy.pacing's):
 
@@ -34,6 +35,7 @@ from ..config import RewardWeights
 from ..datasets.synthetic import ModelProfile, TaskProfile, WorkloadProfile
 from ..policy.constraints import BAR_MAX_SHIFT, expense_weights
 from ..policy.pacing import Budget
+from .provider import LATENCY_SIGMA
 
 __all__ = ["Candidate", "TaskTarget", "expected_targets", "mean_pass_rate", "mean_tokens"]
 
@@ -105,8 +107,9 @@ def _candidates(task: TaskProfile, models: Sequence[ModelProfile], weights: Rewa
         else:
             delivered = 1.0 - float(_WEIGHTS @ (fail * (1.0 - curves[target])))
             spend = costs[m.name] + (1.0 - rates[m.name]) * costs[target]
-        reward = weights.quality * rates[m.name] - weights.cost * costs[m.name] - weights.latency * m.latency_s
-        out.append(Candidate(m.name, rates[m.name], costs[m.name], m.latency_s, reward, target, delivered, spend))
+        latency = m.latency_s * math.exp(LATENCY_SIGMA**2 / 2)
+        reward = weights.quality * rates[m.name] - weights.cost * costs[m.name] - weights.latency * latency
+        out.append(Candidate(m.name, rates[m.name], costs[m.name], latency, reward, target, delivered, spend))
     return out
 
 

@@ -1,10 +1,11 @@
 """`adaptroute demo`: the real Router code path on a generated workload, with no network.
 
-Requests go through Router.acomplete -> litellm with mock_response (litellm's offline mode), many in
-flight at once as in a service. Which model answers well, what it costs and how long it takes come from
-the profile shipped in data/demo_profile.json: prices are real list prices, pass rates and latencies are
-illustrative and simulated (each model's latency is litellm's mock_delay, so the router measures real
-seconds). A seeded grader plays the user's acceptance check; failed answers are escalated once. Halfway
+Requests go through Router.acomplete -> litellm, which hands them to a simulated provider (litellm's
+custom-provider interface, provider.py), many in flight at once as in a service. Which model answers
+well, what it costs and how long it takes come from the profile shipped in data/demo_profile.json:
+prices are real list prices, pass rates and latencies are illustrative and simulated (the provider waits
+each call's latency, so the router measures real seconds). A seeded grader plays the user's acceptance
+check; failed answers are escalated once. Halfway
 through, one model's price is cut (Router.update_model), which changes the best model of one task.
 """
 
@@ -26,6 +27,7 @@ from ..datasets.synthetic import WorkloadProfile
 from ..errors import AdaptRouteError
 from .change import Following, PriceChange, following, format_following
 from .expected import TaskTarget, expected_targets
+from .provider import PROVIDER, SimulatedProvider, simulated_provider
 
 __all__ = ["DEMO_WEIGHTS", "DemoSummary", "demo_controls", "load_profile", "run_demo"]
 
@@ -132,8 +134,8 @@ def run_demo(
         stale.unlink(missing_ok=True)
     prompts = _workload(profile, requests, seed)
     models = [
-        ModelSpec(name=m.name, input_cost_per_token=m.input_cost_per_token, output_cost_per_token=m.output_cost_per_token,
-                  mock_delay=m.latency_s)
+        ModelSpec(name=m.name, litellm_model=f"{PROVIDER}/{m.name}", input_cost_per_token=m.input_cost_per_token,
+                  output_cost_per_token=m.output_cost_per_token)
         for m in profile.models
     ]
     bar, budget = demo_controls(profile, prompts)
@@ -144,8 +146,11 @@ def run_demo(
                     seed=seed, escalate_below=0.5, quality_bar=bar, budget=budget)
     changed_at: list[float] = []
     started = time.perf_counter()
+    provider = SimulatedProvider({p.text: (p.index, p.tokens_in, p.tokens_out) for p in prompts},
+                                 {m.name: m.latency_s for m in profile.models}, seed + 2)
     try:
-        asyncio.run(_drive(router, prompts, concurrency, progress, cut, {m.name: m for m in models}, changed_at))
+        with simulated_provider(provider):
+            asyncio.run(_drive(router, prompts, concurrency, progress, cut, {m.name: m for m in models}, changed_at))
     finally:
         router.close()
     seconds = time.perf_counter() - started
@@ -191,11 +196,8 @@ async def _drive(router: Any, prompts: list[_Prompt], concurrency: int, progress
             if cut is not None and prompt.index == cut.at:  # from this request on, the new price
                 router.update_model(cut.spec(specs[cut.model]))
                 changed_at.append(time.time())
-            mock = {"choices": [{"message": {"role": "assistant", "content": f"answer to {prompt.task}"}}],
-                    "usage": {"prompt_tokens": prompt.tokens_in, "completion_tokens": prompt.tokens_out,
-                              "total_tokens": prompt.tokens_in + prompt.tokens_out}}
             try:
-                await router.acomplete([{"role": "user", "content": prompt.text}], task=prompt.task, mock_response=mock)
+                await router.acomplete([{"role": "user", "content": prompt.text}], task=prompt.task)
             except AdaptRouteError:
                 pass  # logged by the router; the report counts it
             bar.update(1)
