@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"`.venv/bin/python experiments/demo_seeds.py --seeds {' '.join(map(str, args.seeds))} --requests {args.requests}` "
         f"(measured in one run, {time.perf_counter() - started:.0f} s). Each seed is one `adaptroute demo --seed N` "
-        f"run: {args.requests} requests through Router.acomplete with litellm's mock_response, the profile's price "
-        "cut at the halfway request. \"Settled\" is the model with the largest share of the task's first choices "
+        f"run: {args.requests} requests through Router.acomplete and litellm to the demo's simulated provider, the "
+        "profile's price cut at the halfway request. \"Settled\" is the model with the largest share of the task's first choices "
         "over its last quarter of requests (the report's \"where the router settled\"); \"best expected\" is "
         "computed on the objective the router learns (adaptroute/demo/expected.py), after the price cut.",
         "",
