@@ -93,10 +93,10 @@ def following(batch: LoggedBatch, task: str, before: str, after: str, ts: float)
     return Following(task, before, after, quarter(pre_hits), quarter(post_hits), to_half, int(post_hits.size))
 
 
-def format_following(change: PriceChange, moves: list[Following], at_ts_request: int) -> str:
+def format_following(change: PriceChange, moves: list[Following], at_request: int) -> str:
     """The report's paragraph on the change."""
     price = f"${1e6 * change.input_cost_per_token:g}/${1e6 * change.output_cost_per_token:g} per million input/output tokens"
-    lines = [f"Change at request {at_ts_request:,}: {change.what} ({change.model} now {price}; made with "
+    lines = [f"Change at request {at_request:,}: {change.what} ({change.model} now {price}; made with "
              "Router.update_model(), logged by the adaptroute.router logger)."]
     if not moves:
         lines.append("It changes no task's best expected model.")
