@@ -10,13 +10,11 @@ quadrature), the cost at the workload's mean token counts and the latency the si
 
 The controls change the rule (their semantics are policy.constraints' and policy.pacing's):
 
-* A quality bar is met by the answer the user gets, escalation included (the bar's integral control
-  sees the returned answer's quality), and each request goes to the cheapest model (cost, plus latency
-  at the weights' price of a second) whose first-answer pass rate clears the effective bar, which sits
-  up to ``BAR_MAX_SHIFT`` below the bar while delivered quality runs above it. So the bar's steady state
-  is the cheapest model whose pass rate clears ``bar - BAR_MAX_SHIFT`` and whose delivered quality
-  (with the escalation) meets the bar; when it does not, the control mixes it with the next model up
-  so that delivered quality averages the bar.
+* A quality bar holds the task's *mean* quality of the answers users get (escalations included) at the
+  bar, at the least expense (cost, plus latency at the weights' price of a second): its price on quality
+  moves with the returned answers' quality against the bar (dual ascent). Its steady state is that
+  linear programme's answer: the cheapest model if its answers, escalations included, deliver the bar,
+  else the mix of two models on the (delivered quality, expense) frontier that delivers it on average.
 * A budget paces spend, escalations included, to ``usd / per_requests`` per request: a raised cost weight
   moves traffic down the cost-reward frontier until spend fits the pace, mixing the last model over the
   pace with the first within it in the shares that spend exactly the pace.
@@ -33,7 +31,7 @@ import numpy as np
 
 from ..config import RewardWeights
 from ..datasets.synthetic import ModelProfile, TaskProfile, WorkloadProfile
-from ..policy.constraints import BAR_MAX_SHIFT, expense_weights
+from ..policy.constraints import expense_weights
 from ..policy.pacing import Budget
 from .provider import LATENCY_SIGMA
 
@@ -121,39 +119,36 @@ def _by_reward(task: str, cands: list[Candidate], rule: str = "reward", extra: s
 
 
 def _under_bar(task: str, cands: list[Candidate], bar: float, weights: RewardWeights) -> TaskTarget:
+    """Least expense (cost, plus latency at the weights' price of a second) subject to the task's mean
+    delivered quality >= ``bar``: the steady state of the bar's dual ascent, which moves its price on
+    quality with the returned answers' quality (escalations included) against the bar. The LP's answer
+    is the cheapest model if it delivers the bar, else the mix of the two models on the lower convex
+    hull of (delivered quality, expense) that straddle the bar."""
     per_usd, per_s = expense_weights(weights)
-    order = sorted(cands, key=lambda c: per_usd * c.cost_usd + per_s * c.latency_s)
-    low = bar - BAR_MAX_SHIFT
-    for i, c in enumerate(order):
-        if c.pass_rate < low:
-            continue
-        cheaper = max(order[:i], key=lambda d: d.pass_rate, default=None)
-        if c.delivered >= bar or i == len(order) - 1:
-            margin_up = c.pass_rate - low
-            if cheaper is None:
-                nxt = order[i + 1] if i + 1 < len(order) else c
-                return TaskTarget(task, "bar", c.model, nxt.model, margin_up, 1.0,
-                                  f"the cheapest model: pass rate {c.pass_rate:.3f} over the effective bar {low:.2f}, "
-                                  f"delivering {c.delivered:.3f} >= {bar:g} with escalations", tuple(cands))
-            margin_down = low - cheaper.pass_rate
-            return TaskTarget(task, "bar", c.model, cheaper.model, min(margin_up, margin_down), 1.0,
-                              f"the cheapest whose pass rate {c.pass_rate:.3f} clears the effective bar {low:.2f}, "
-                              f"i.e. bar {bar:g} - {BAR_MAX_SHIFT:g} while its answers with escalations deliver "
-                              f"{c.delivered:.3f}; the cheaper {cheaper.model} misses it at {cheaper.pass_rate:.3f}",
-                              tuple(cands))
-        # delivers below the bar: the control mixes it with the next model up that delivers the bar
-        up = next((d for d in order[i + 1:] if d.delivered >= bar), None)
-        if up is None:
-            break
-        share = (up.delivered - bar) / (up.delivered - c.delivered)  # of c, so that the mean delivered = bar
-        best, other, s = (c, up, share) if share >= 0.5 else (up, c, 1.0 - share)
-        return TaskTarget(task, "bar", best.model, other.model, 2 * s - 1, s,
-                          f"{c.model} delivers {c.delivered:.3f} < {bar:g}: the bar mixes it with {up.model}, "
-                          f"{100 * share:.0f}% / {100 * (1 - share):.0f}%, to deliver the bar on average", tuple(cands))
-    best = max(cands, key=lambda d: d.pass_rate)  # no model meets the bar: the best one is sought
-    second = sorted(cands, key=lambda d: -d.pass_rate)[1]
-    return TaskTarget(task, "bar", best.model, second.model, best.pass_rate - second.pass_rate, 1.0,
-                      f"no model meets the bar {bar:g}: the strongest", tuple(cands))
+    expense = {c.model: per_usd * c.cost_usd + per_s * c.latency_s for c in cands}
+    order = sorted(cands, key=lambda c: (expense[c.model], -c.delivered))
+    current = order[0]
+    if current.delivered >= bar:
+        nxt = order[1] if len(order) > 1 else current
+        return TaskTarget(task, "bar", current.model, nxt.model, current.delivered - bar, 1.0,
+                          f"the cheapest model, and its answers with escalations deliver {current.delivered:.3f} >= "
+                          f"the bar {bar:g}, its first answers passing {current.pass_rate:.3f}; next cheapest {nxt.model}",
+                          tuple(cands))
+    while True:  # walk the lower hull of (delivered, expense) up to the bar
+        better = [c for c in cands if c.delivered > current.delivered + 1e-12]
+        if not better:  # no model delivers the bar: the best one is sought
+            second = sorted(cands, key=lambda d: -d.delivered)[1]
+            return TaskTarget(task, "bar", current.model, second.model, current.delivered - second.delivered, 1.0,
+                              f"no model delivers the bar {bar:g}: the strongest", tuple(cands))
+        nxt = min(better, key=lambda c: (expense[c.model] - expense[current.model]) / (c.delivered - current.delivered))
+        if nxt.delivered >= bar:
+            share = (nxt.delivered - bar) / (nxt.delivered - current.delivered)  # of current: mean delivered = bar
+            best, other, s = (current, nxt, share) if share >= 0.5 else (nxt, current, 1.0 - share)
+            return TaskTarget(task, "bar", best.model, other.model, 2 * s - 1, s,
+                              f"{current.model} delivers {current.delivered:.3f} < {bar:g} and {nxt.model} "
+                              f"{nxt.delivered:.3f}: the bar mixes them {100 * share:.0f}% / {100 * (1 - share):.0f}% "
+                              "to deliver it on average", tuple(cands))
+        current = nxt
 
 
 def _under_budget(task: str, cands: list[Candidate], budget: Budget) -> TaskTarget:
