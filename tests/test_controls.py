@@ -141,11 +141,13 @@ def test_an_unreachable_bar_goes_to_the_best_model_and_says_so() -> None:
 def test_feedback_moves_the_bar_state() -> None:
     router = Router(SPECS, quality_bar=0.8, seed=0)
     record = run(router, 1)[0]
-    assert router.controls["bar_shift"] == {}
+    assert router.controls["bar_price_factor"] == {}
     router.feedback(record.decision_id, 1.0)
-    assert router.controls["bar_shift"]["triage"] > 0  # quality above the bar: the price of quality falls
+    factor = router.controls["bar_price_factor"]["triage"]
+    assert factor < 1.0  # quality above the bar: quality's price falls, cheaper models gain
+    assert router.controls["bar_shift"]["triage"] == 0.0  # the price rule does not shift the bar itself
     router.feedback(record.decision_id, 0.0)  # a correction of an already learned score is not counted twice
-    assert router.controls["bar_shift"]["triage"] > 0
+    assert router.controls["bar_price_factor"]["triage"] == factor
     router.close()
 
 
@@ -396,5 +398,5 @@ def test_acomplete_and_streams_take_the_same_controls() -> None:
     stream = router.complete(MSG, task="triage", mock_response="ok", stream=True, reward=RewardWeights(cost=5))
     assert "".join(c.choices[0].delta.content or "" for c in stream) == "ok"
     assert stream.adaptroute.controls["weights"]["cost"] == 5
-    assert router.controls["bar_shift"]["triage"] > 0  # both outcomes reached the bar's state
+    assert router.controls["bar_price_factor"]["triage"] < 1.0  # both outcomes reached the bar's state
     router.close()

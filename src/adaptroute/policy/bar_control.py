@@ -196,5 +196,9 @@ class BarControl:
             self._surplus[task] = min(max(surplus, -limit), limit)
 
     def shifts(self) -> dict[str, float]:
-        """Per task: the bar's shift (shifted-bar rules) or the log of the price factor (price rule)."""
-        return {task: self._moved(task) for task in list(self._surplus)}
+        """Per task: the bar's shift (0 under the price rule)."""
+        return {task: self.shift(task) for task in list(self._surplus)}
+
+    def price_factors(self) -> dict[str, float]:
+        """Per task: the price rule's factor on the frontier price (1 under the shifted-bar rules)."""
+        return {task: self.price_factor(task) for task in list(self._surplus)}

@@ -249,7 +249,8 @@ class OperatorControls:
         with self._lock:
             budgets = [{"budget": p.budget.describe(), **p.state(now)} for p in self.pacers]
         return {"bar": self.bar.bar.describe() if self.bar else None,
-                "bar_shift": self.bar.shifts() if self.bar else {}, "budgets": budgets}
+                "bar_shift": self.bar.shifts() if self.bar else {},
+                "bar_price_factor": self.bar.price_factors() if self.bar else {}, "budgets": budgets}
 
 
 def _allow_list(allowed: Sequence[str], known: Sequence[str]) -> tuple[str, ...]:
