@@ -261,8 +261,10 @@ class Policy(ABC):
         probs = self._with_floor(self._probabilities(reward, sd, low, high))
         return mean, reward, sd, probs
 
-    def _reward_stats(self, x: np.ndarray, idx: np.ndarray | None, weights: RewardWeights | None = None) -> tuple[np.ndarray, ...]:
-        """Predicted components, reward mean and sd, and reward bounds of the models at ``idx``."""
+    def _reward_stats(self, x: np.ndarray, idx: np.ndarray | None, weights: RewardWeights | None = None,
+                      shared: bool = True) -> tuple[np.ndarray, ...]:
+        """Predicted components, reward mean and sd, and reward bounds of the models at ``idx``;
+        ``shared=False``: each model on its own evidence, without the sharing across models."""
         state = self._decision_state()
         mean, u2 = self._arms.predict(x, state.prior)
         noise = state.noise
@@ -273,7 +275,7 @@ class Policy(ABC):
         if self.bernoulli_noise:  # a pass rate's noise at least what its predicted level implies
             q = np.minimum(np.maximum(mean[:, 0], 0.0), 1.0)
             np.maximum(variance[:, 0], u2 * q * (1.0 - q), out=variance[:, 0])
-        if self.shrinkage:
+        if self.shrinkage and shared:
             offset = state.quality_offset
             if idx is None:
                 _shrink_quality_one(mean, variance, state.tried, offset)
@@ -355,6 +357,10 @@ class Policy(ABC):
         p *= (1.0 - self.floor) / total
         p += self.floor / k
         return p
+
+    def explore_share(self) -> float:
+        """The share of decisions drawn from each model's own evidence (see ThompsonSampling); 0 here."""
+        return 0.0
 
     @abstractmethod
     def _probabilities(self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:

@@ -54,6 +54,7 @@ def predict_rows(
     reward = np.empty((n, k))
     sd = np.empty((n, k))
     probs = np.empty((n, k))
+    share = policy.explore_share()
     for start in range(0, n, chunk):
         rows = slice(start, min(n, start + chunk))
         Xc = X[rows]
@@ -64,14 +65,17 @@ def predict_rows(
         if policy.bernoulli_noise:
             q = np.clip(m[..., 0], 0.0, 1.0)
             np.maximum(var[..., 0], u2 * q * (1.0 - q), out=var[..., 0])
+        # each model on its own evidence, for the policy's exploring share (as _reward_stats(shared=False))
+        own = (m.copy(), var) if share > 0.0 and policy.shrinkage else (m, var) if share > 0.0 else None
         if policy.shrinkage:
+            var = var.copy() if own is not None else var
             _shrink_quality(m, var, counts, offset)
-        if policy._arms.discount < 1.0:
-            var = policy._arms.age_variance(var, np.einsum("rd,rd->r", Xc, Xc), noise, idx)
-        r = m @ w
-        s = np.sqrt(var @ (w * w))
-        low, high = policy._reward_bounds(m, var)
+        xx = np.einsum("rd,rd->r", Xc, Xc) if policy._arms.discount < 1.0 else None
+        r, s, low, high = _reward_rows(policy, m, var, w, xx, noise, idx)
         p = policy._probabilities_batch(r, s, low, high, mask[rows])
+        if own is not None:
+            p *= 1.0 - share
+            p += share * policy._explore_probabilities_batch(*_reward_rows(policy, *own, w, xx, noise, idx), mask[rows])
         p = np.where(mask[rows], p, 0.0)
         total = p.sum(axis=1, keepdims=True)
         count = mask[rows].sum(axis=1, keepdims=True)
@@ -80,6 +84,15 @@ def predict_rows(
         probs[rows] = np.where(mask[rows], floor + (1.0 - np.where(count > 1, policy.floor, 0.0)) * p, 0.0)
         means[rows], reward[rows], sd[rows] = m, r, s
     return BatchPrediction(names, means, reward, sd, probs)
+
+
+def _reward_rows(
+    policy: Policy, m: np.ndarray, var: np.ndarray, w: np.ndarray, xx: np.ndarray | None, noise: np.ndarray, idx: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """Reward mean, sd and bounds of many rows' predicted components ((r, K, T) means and variances)."""
+    if xx is not None:  # forgetting: a faded model keeps its estimate, less sure
+        var = policy._arms.age_variance(var, xx, noise, idx)
+    return m @ w, np.sqrt(var @ (w * w)), *policy._reward_bounds(m, var)
 
 
 def one_blas_thread() -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import RewardWeights
 from ..errors import ConfigError
 from .base import Policy
 
@@ -143,6 +144,13 @@ class ThompsonSampling(Policy):
     3): the best of K draws overshoots its model's mean by about sqrt(2 ln K) posterior sds, so among
     dozens of models plain sampling keeps chasing lucky draws, and among a few it settles too soon.
     ``scale_at=None`` keeps the width at ``scale`` whatever K.
+
+    The narrowed, shared posterior is what makes a short history pay; over a long one it can hold a
+    model whose first answers came out low below the field for good. So a share of decisions
+    (``explore_share``, growing from 0 to ``explore`` as outcomes accumulate, half of it at
+    ``explore_after``) draws from the full posterior of each model's own evidence, without the sharing
+    across models: a model is then judged on its own outcomes, and no streak of bad luck early on
+    keeps it out for good. The logged probabilities are the exact mixture of the two.
     """
 
     name = "thompson"
@@ -171,7 +179,8 @@ class ThompsonSampling(Policy):
         return self.scale * math.sqrt(math.log(self.scale_at) / math.log(max(k, 3)))
 
     def explore_share(self) -> float:
-        """The share of decisions drawn from the full posterior rather than the narrowed one."""
+        """The share of decisions drawn from the full posterior of each model's own evidence rather
+        than the narrowed, shared one."""
         if self.explore_after <= 0.0:
             return self.explore
         r = self._arms.clock / self.explore_after
@@ -179,13 +188,18 @@ class ThompsonSampling(Policy):
         share = self.explore * r / (1.0 + r)
         return share if share >= 1e-3 else 0.0  # below 0.1%, not worth a second integral per decision
 
-    def _probabilities(self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-        p = win_probabilities(reward, sd * self.width(reward.shape[0]), low, high)
+    def _predict_one(self, x: np.ndarray, idx: np.ndarray | None, weights: RewardWeights | None = None) -> tuple[np.ndarray, ...]:
+        mean, reward, sd, low, high = self._reward_stats(x, idx, weights)
+        p = self._probabilities(reward, sd, low, high)
         a = self.explore_share()
         if a > 0.0:
             p *= 1.0 - a
-            p += a * win_probabilities(reward, sd, low, high)
-        return p
+            p += a * win_probabilities(*self._reward_stats(x, idx, weights, shared=False)[1:])
+        return mean, reward, sd, self._with_floor(p)
+
+    def _probabilities(self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """The settled part: the narrowed posterior (see explore_share for the rest)."""
+        return win_probabilities(reward, sd * self.width(reward.shape[0]), low, high)
 
     def sample(self, x: np.ndarray, rng: np.random.Generator | None = None, weights: Any = None) -> int:
         """Thompson sampling itself: one clipped posterior draw per model, the best draw wins (with the
@@ -194,14 +208,16 @@ class ThompsonSampling(Policy):
         rng = rng or self.rng
         with self._lock:
             _, idx = self._eligible(None)
-            _, reward, sd, low, high = self._reward_stats(self._fit_dim(x), idx, weights)
-        k = reward.shape[0]
-        u = rng.random() if k > 1 else 1.0
+            k = len(self._models) if idx is None else idx.shape[0]
+            u = rng.random() if k > 1 else 1.0
+            # the same uniform, past the floor, picks the full posterior of each model's own evidence
+            # with probability explore_share()
+            full = (u - self.floor) < self.explore_share() * (1.0 - self.floor)
+            _, reward, sd, low, high = self._reward_stats(self._fit_dim(x), idx, weights, shared=not full)
         if u < self.floor:
             return int(rng.integers(k))
         centre = np.minimum(np.maximum(reward, low), high)
-        # the same uniform, past the floor, picks the full posterior with probability explore_share()
-        width = 1.0 if (u - self.floor) < self.explore_share() * (1.0 - self.floor) else self.width(k)
+        width = 1.0 if full else self.width(k)
         draws = centre + (width * sd) * rng.standard_normal(k)
         return int(np.minimum(np.maximum(draws, low), high).argmax())
 
@@ -210,9 +226,9 @@ class ThompsonSampling(Policy):
     ) -> np.ndarray:
         counts, row_count = np.unique(mask.sum(axis=1), return_inverse=True)  # each row's eligible count
         widths = np.array([self.width(int(k)) for k in counts])[row_count]
-        p = win_probabilities_batch(reward, sd * widths[:, None], low, high, mask)
-        a = self.explore_share()
-        if a > 0.0:
-            p *= 1.0 - a
-            p += a * win_probabilities_batch(reward, sd, low, high, mask)
-        return p
+        return win_probabilities_batch(reward, sd * widths[:, None], low, high, mask)
+
+    def _explore_probabilities_batch(
+        self, reward: np.ndarray, sd: np.ndarray, low: np.ndarray, high: np.ndarray, mask: np.ndarray
+    ) -> np.ndarray:
+        return win_probabilities_batch(reward, sd, low, high, mask)
