@@ -4,6 +4,7 @@ probabilities on every path (one context, many, and the direct draw of simulatio
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from adaptroute import RewardWeights
 from adaptroute.policy import make_policy
@@ -49,3 +50,19 @@ def test_one_context_many_contexts_and_the_direct_draw_agree() -> None:
     # sample() integrates nothing: it draws; the frequencies match the exact probabilities to within
     # 4 binomial sds (fixed seed).
     assert np.all(np.abs(counts - one) <= 4 * np.sqrt(one * (1 - one) / n) + 1e-3)
+
+
+def test_the_share_grows_with_outcomes_and_shrinks_among_many_models() -> None:
+    few = make_policy("thompson", weights=W, explore=0.6, explore_after=100.0)
+    many = make_policy("thompson", weights=W, explore=0.6, explore_after=100.0)
+    for i in range(10):
+        few.add_model(f"m{i}")
+    for i in range(40):
+        many.add_model(f"m{i}")
+    assert few.explore_share() == many.explore_share() == 0.0  # nothing learned yet
+    x = np.array([1.0])
+    for _ in range(200):
+        few.update(x, "m0", np.zeros(4))
+        many.update(x, "m0", np.zeros(4))
+    assert few.explore_share() == pytest.approx(0.6 * 4 / 5)  # r = 2: explore * r^2 / (1 + r^2)
+    assert many.explore_share() == pytest.approx(few.explore_share() / 4)

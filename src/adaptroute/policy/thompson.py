@@ -148,9 +148,10 @@ class ThompsonSampling(Policy):
     The narrowed, shared posterior is what makes a short history pay; over a long one it can hold a
     model whose first answers came out low below the field for good. So a share of decisions
     (``explore_share``, growing from 0 to ``explore`` as outcomes accumulate, half of it at
-    ``explore_after``) draws from the full posterior of each model's own evidence, without the sharing
-    across models: a model is then judged on its own outcomes, and no streak of bad luck early on
-    keeps it out for good. The logged probabilities are the exact mixture of the two.
+    ``explore_after``, times scale_at / K among more than scale_at models) draws from the full
+    posterior of each model's own evidence, without the sharing across models: a model is then judged
+    on its own outcomes, and no streak of bad luck early on keeps it out for good. The logged
+    probabilities are the exact mixture of the two.
     """
 
     name = "thompson"
@@ -186,6 +187,10 @@ class ThompsonSampling(Policy):
         r = self._arms.clock / self.explore_after
         r *= r
         share = self.explore * r / (1.0 + r)
+        # Among more models than scale_at, a full-width draw chases lucky draws more often (why the
+        # narrowed width shrinks with K): so does the share, as scale_at / K.
+        if self.scale_at is not None and len(self._models) > self.scale_at:
+            share *= self.scale_at / len(self._models)
         return share if share >= 1e-3 else 0.0  # below 0.1%, not worth a second integral per decision
 
     def _predict_one(self, x: np.ndarray, idx: np.ndarray | None, weights: RewardWeights | None = None) -> tuple[np.ndarray, ...]:
