@@ -42,6 +42,14 @@ class _Request:
     controls: ControlNote | None = None  # what the operator controls did to the decision
 
 
+def _advance(flow: Generator[Any, Any, FlowResult], reply: Any, error: BaseException | None) -> Any:
+    """The flow's next step, given the last one's reply (or error); its FlowResult once it has ended."""
+    try:
+        return flow.throw(error) if error is not None else flow.send(reply)
+    except StopIteration as stop:
+        return stop.value
+
+
 class Drivers:
     """Mixed into Router: runs a decided request's flow and concludes it."""
 
@@ -52,18 +60,17 @@ class Drivers:
 
     _refresh_priors: Callable[[], None]  # roster.Roster's
 
+    def _kwargs(self, step: Call, request: _Request) -> dict[str, Any]:
+        return call_kwargs(self._call_defaults[step.model.name], request.messages, request.kwargs)
+
     def _drive_sync(self, flow: Generator[Any, Any, FlowResult], request: _Request) -> FlowResult:
         reply: Any = None
         error: BaseException | None = None
-        while True:
-            try:
-                step = flow.throw(error) if error is not None else flow.send(reply)
-            except StopIteration as stop:
-                return stop.value
+        while not isinstance(step := _advance(flow, reply, error), FlowResult):
             reply, error = None, None
             request.pending = step
             if isinstance(step, Call):
-                kwargs = call_kwargs(self._call_defaults[step.model.name], request.messages, request.kwargs)
+                kwargs = self._kwargs(step, request)
                 reply = first_chunk_sync(step, kwargs) if request.kwargs.get("stream") else call_sync(step, kwargs)
                 request.ends.append(time.perf_counter() - request.started)
             elif isinstance(step, Score):
@@ -74,6 +81,7 @@ class Drivers:
             elif isinstance(step, Pause):
                 time.sleep(step.seconds)
             request.pending = None
+        return step
 
     def _abandon(self, request: _Request, progress: FlowResult, exc: BaseException) -> None:
         """Log the outcome of a request that stopped half-way (cancelled, interrupted): the call in
@@ -91,15 +99,11 @@ class Drivers:
     async def _drive_async(self, flow: Generator[Any, Any, FlowResult], request: _Request) -> FlowResult:
         reply: Any = None
         error: BaseException | None = None
-        while True:
-            try:
-                step = flow.throw(error) if error is not None else flow.send(reply)
-            except StopIteration as stop:
-                return stop.value
+        while not isinstance(step := _advance(flow, reply, error), FlowResult):
             reply, error = None, None
             request.pending = step
             if isinstance(step, Call):
-                kwargs = call_kwargs(self._call_defaults[step.model.name], request.messages, request.kwargs)
+                kwargs = self._kwargs(step, request)
                 stream = request.kwargs.get("stream")
                 reply = await (first_chunk_async(step, kwargs) if stream else call_async(step, kwargs))
                 request.ends.append(time.perf_counter() - request.started)
@@ -116,6 +120,7 @@ class Drivers:
             elif isinstance(step, Pause):
                 await asyncio.sleep(step.seconds)
             request.pending = None
+        return step
 
     def score(self, messages: list[dict[str, Any]], response: Any, model: str) -> Any:
         """The scorer's raw verdict; scorers that take a ``model`` keyword learn who answered."""
