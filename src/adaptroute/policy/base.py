@@ -399,7 +399,9 @@ class Policy(ABC):
         mean, u2 = arms.own_prediction(arm, x, state.prior[arm])
         scale = state.noise[arm] * (1.0 + u2)
         scale += 1e-12 + (1e-3 * mean) ** 2  # targets that never vary (latency 0) cannot alarm
-        return self._drift.observe(arm, arms.clock + 1.0, y, mean, np.sqrt(scale))
+        q = np.minimum(np.maximum(mean, 0.0), 1.0)  # a rate's noise is at least a coin's (bernoulli_noise)
+        mean_sd = np.sqrt(u2 * np.maximum(state.noise[arm], q * (1.0 - q) if self.bernoulli_noise else 0.0))
+        return self._drift.observe(arm, arms.clock + 1.0, y, mean, np.sqrt(scale), mean_sd)
 
     def revise(self, x: np.ndarray, model: str, old: Outcome, new: Outcome) -> None:
         """Replace a learned outcome (for example when feedback() corrects a scorer's quality)."""

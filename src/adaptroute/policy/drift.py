@@ -6,9 +6,13 @@ and a two-sided CUSUM per model and target accumulates the evidence that the out
 - quality and failure live in [0, 1] (mostly pass/fail): the CUSUM adds the Bernoulli log-likelihood
   ratio of "the rate moved by ``shift`` (0.15) up or down" (at most halfway to 1 or to 0) against "it
   is what was predicted", which stays calibrated for skewed rates (a 0.9 model's rare failures are
-  not mistaken for a change);
+  not mistaken for a change), with the predicted rate taken up to one sd of its own estimate toward
+  the outcome (a young estimate of 0.99 may well be 0.95);
 - cost and latency: standardized residuals z (clipped to +-3, so one freak outcome cannot fire alone)
-  minus a slack of 0.5 sd.
+  minus a slack of 1 sd. Costs that vary with prompt length have heavy tails: with a slack of 0.5 sd,
+  RouterBench streamed 4 times raised 8 false alarms in 10 seeds, each of which dropped what was
+  learned of that model's quality too; with 1 sd, 1. A price change worth noticing moves z by far
+  more than that (a 10x cut: caught within a handful of requests).
 
 When a CUSUM passes ``threshold`` (10: under no change, a false alarm per target about once in e^10 ~
 22,000 of a model's observations), the model has changed: the observations since that CUSUM last stood
@@ -28,7 +32,7 @@ class DriftDetector:
     """Two-sided CUSUM per (model, target) over standardized prediction residuals, plus each model's
     most recent ``memory`` observations (context, targets, clock tick) to rebuild it from on a change."""
 
-    def __init__(self, n_targets: int, bounded: np.ndarray, *, shift: float = 0.15, slack: float = 0.5,
+    def __init__(self, n_targets: int, bounded: np.ndarray, *, shift: float = 0.15, slack: float = 1.0,
                  threshold: float = 10.0, memory: int = 256) -> None:
         self.n_targets = n_targets
         self.bounded = np.asarray(bounded, dtype=bool)  # (T,) targets in [0, 1]: Bernoulli evidence
@@ -54,9 +58,16 @@ class DriftDetector:
         self._y.append([])
         self._tick.append([])
 
-    def evidence(self, y: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per target, the log-likelihood ratio of one observation for "it moved up" and "it moved down"."""
-        p0 = np.clip(mean, 1e-3, 1.0 - 1e-3)
+    def evidence(self, y: np.ndarray, mean: np.ndarray, sd: np.ndarray,
+                 mean_sd: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per target, the log-likelihood ratio of one observation for "it moved up" and "it moved down".
+
+        ``mean_sd`` is how unsure the prediction itself is: a rate predicted at 0.99 from a few dozen
+        outcomes may well be 0.95, so for pass/fail targets the rate "as learned" is taken up to one
+        such sd toward the observation (the likelihood of no change at its most favourable plausible
+        rate), and a model whose estimate is young is not declared changed by a few failures."""
+        toward = 0.0 if mean_sd is None else np.sign(y - mean) * np.minimum(mean_sd, np.abs(y - mean))
+        p0 = np.clip(mean + toward, 1e-3, 1.0 - 1e-3)
         # The alternatives stay on their side of p0 and inside (0, 1): at most halfway to 1 (or 0), so a
         # rate at 0.99 (or a failure rate at 0) is never taken for a change because of a clip.
         up_p = np.minimum(p0 + self.shift, (1.0 + p0) / 2.0)
@@ -70,11 +81,12 @@ class DriftDetector:
         return (np.where(self.bounded, llr(up_p), z - self.slack),
                 np.where(self.bounded, llr(down_p), -z - self.slack))
 
-    def observe(self, arm: int, tick: float, y: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> float | None:
-        """Feed one observation (targets ``y`` against the model's predicted ``mean`` and predictive
-        ``sd``); return the tick the change started at when an alarm fires (that model's CUSUMs then
-        restart), else None."""
-        rise, fall = self.evidence(y, mean, sd)
+    def observe(self, arm: int, tick: float, y: np.ndarray, mean: np.ndarray, sd: np.ndarray,
+                mean_sd: np.ndarray | None = None) -> float | None:
+        """Feed one observation (targets ``y`` against the model's predicted ``mean``, its predictive
+        ``sd`` and the sd of the mean itself); return the tick the change started at when an alarm fires
+        (that model's CUSUMs then restart), else None."""
+        rise, fall = self.evidence(y, mean, sd, mean_sd)
         up = np.maximum(self.up[arm] + rise, 0.0)
         down = np.maximum(self.down[arm] + fall, 0.0)
         self.start_up[arm] = np.where(up == 0.0, tick, self.start_up[arm])
