@@ -194,27 +194,6 @@ def test_no_false_alarms_from_rates_near_0_or_1() -> None:
     assert alarms <= 2
 
 
-def test_a_young_estimate_is_not_declared_changed_by_a_few_failures() -> None:
-    """A rate predicted at 0.99 but only known to +-0.05: four failures in a row fit a rate of 0.94 as
-    well as a change, so they raise no alarm; the same failures against a sure 0.99 do, and a real
-    drop to 0.6 is caught either way."""
-    import numpy as np
-    from adaptroute.policy.drift import DriftDetector
-
-    def alarms_after(outcomes: list[float], mean_sd: float) -> int | None:
-        detector = DriftDetector(1, np.array([True]))
-        detector.add_arm()
-        for t, y in enumerate(outcomes):
-            if detector.observe(0, t, np.array([y]), np.array([0.99]), np.array([0.1]), np.array([mean_sd])) is not None:
-                return t + 1
-        return None
-
-    assert alarms_after([0.0] * 4, mean_sd=0.05) is None
-    assert alarms_after([0.0] * 4, mean_sd=0.0) == 4
-    drop = [float(v) for v in np.random.default_rng(1).random(80) < 0.6]
-    assert alarms_after(drop, mean_sd=0.05) is not None
-
-
 def test_router_add_model_gets_traffic_and_remove_model_stops_it_at_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
     scorer = DriftingScorer({"gpt-4o-mini": 0.6, "gpt-4o": 0.7, "gpt-4.1-nano": 0.3, "better": 0.95})
     better = ModelSpec(name="better", litellm_model="gpt-4o-mini", input_cost_per_token=1e-7,

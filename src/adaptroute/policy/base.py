@@ -23,6 +23,7 @@ from .arms import ArmModels
 from .decide import _draw, _shrink_quality, _shrink_quality_one
 from .drift import DriftDetector
 from .batch import one_blas_thread, predict_rows
+from .batch_fit import learn_batch
 from .evidence import evidence_prior_precision
 from .records import BatchPrediction, ModelPrior, Prediction, _prior_from_row
 
@@ -399,9 +400,7 @@ class Policy(ABC):
         mean, u2 = arms.own_prediction(arm, x, state.prior[arm])
         scale = state.noise[arm] * (1.0 + u2)
         scale += 1e-12 + (1e-3 * mean) ** 2  # targets that never vary (latency 0) cannot alarm
-        q = np.minimum(np.maximum(mean, 0.0), 1.0)  # a rate's noise is at least a coin's (bernoulli_noise)
-        mean_sd = np.sqrt(u2 * np.maximum(state.noise[arm], q * (1.0 - q) if self.bernoulli_noise else 0.0))
-        return self._drift.observe(arm, arms.clock + 1.0, y, mean, np.sqrt(scale), mean_sd)
+        return self._drift.observe(arm, arms.clock + 1.0, y, mean, np.sqrt(scale))
 
     def revise(self, x: np.ndarray, model: str, old: Outcome, new: Outcome) -> None:
         """Replace a learned outcome (for example when feedback() corrects a scorer's quality)."""
@@ -431,54 +430,8 @@ class Policy(ABC):
 
     def partial_fit(self, batch: LoggedBatch) -> None:
         """Learn every observation of ``batch`` on top of the current state, as if one by one."""
-        obs = batch.observations
         with self._lock, one_blas_thread():
-            for model in batch.models:
-                self.add_model(model)
-            if len(obs) == 0:
-                return
-            known = ~np.isnan(obs.quality)
-            features = np.asarray(batch.features, dtype=float)
-            contexts = obs.row[known]
-            Y = np.column_stack(
-                [obs.quality[known], obs.cost_usd[known], np.nan_to_num(obs.latency_s[known]), obs.failed[known].astype(float)]
-            )
-            arms_of = np.array([self._models[m] for m in batch.models], dtype=np.intp)[obs.model[known]]
-            if features.shape[1] > self._arms.dim:
-                self._arms.grow(features.shape[1])
-            pad = self._arms.dim - features.shape[1]
-            self._sum += Y.sum(axis=0)
-            self._count += float(Y.shape[0])
-            arms = self._arms
-            g = self.discount
-            # The forgetting clock ticks once per observation, in the batch's order (see ArmModels).
-            ticks = arms.clock + 1.0 + np.arange(arms_of.shape[0], dtype=float)
-            starts: dict[str, float] = {}
-            for model, tick in self.change_points:
-                starts[model] = max(tick, starts.get(model, -np.inf))
-            for arm in np.unique(arms_of):
-                rows = np.flatnonzero(arms_of == arm)
-                end = float(ticks[rows[-1]])
-                keep_old = 1.0
-                since = starts.get(self.models[arm], -np.inf)
-                if since > arms.clock:  # a change detected in this stretch: what came before it is not learned
-                    rows, keep_old = rows[ticks[rows] > since], 0.0
-                # One model's contexts at a time: a copy of every observation's context at once doubled
-                # the peak memory of a retrain on a large log.
-                Xa, Ya = features[contexts[rows]], Y[rows]
-                if pad:
-                    Xa = np.pad(Xa, ((0, 0), (0, pad)))
-                w = g ** (end - ticks[rows]) if g < 1.0 else np.ones(rows.size)
-                decay = keep_old * (g ** (end - arms.last[arm]) if g < 1.0 else 1.0)
-                Xw = Xa * w[:, None]
-                S_old = arms.P[arm] - arms.lam * np.eye(arms.dim)
-                arms.set_statistics(int(arm), decay * S_old + Xw.T @ Xa, decay * arms.B[arm] + Xw.T @ Ya,
-                                    decay * arms.yy[arm] + (w[:, None] * Ya * Ya).sum(axis=0),
-                                    decay * arms.n[arm] + float(w.sum()))
-                arms.seen[arm] += np.count_nonzero(arms_of == arm)
-                arms.last[arm] = end
-            arms.clock += float(arms_of.shape[0])
-            self._changed()
+            learn_batch(self, batch)
 
     def rescale_cost(self, model: str, factor: float) -> None:
         """A price change: every learned and configured cost of ``model`` scales by ``factor``."""

@@ -6,8 +6,7 @@ and a two-sided CUSUM per model and target accumulates the evidence that the out
 - quality and failure live in [0, 1] (mostly pass/fail): the CUSUM adds the Bernoulli log-likelihood
   ratio of "the rate moved by ``shift`` (0.15) up or down" (at most halfway to 1 or to 0) against "it
   is what was predicted", which stays calibrated for skewed rates (a 0.9 model's rare failures are
-  not mistaken for a change), with the predicted rate taken up to one sd of its own estimate toward
-  the outcome (a young estimate of 0.99 may well be 0.95);
+  not mistaken for a change);
 - cost and latency: standardized residuals z (clipped to +-3, so one freak outcome cannot fire alone)
   minus a slack of 1 sd. Costs that vary with prompt length have heavy tails: with a slack of 0.5 sd,
   RouterBench streamed 4 times raised 8 false alarms in 10 seeds, each of which dropped what was
@@ -58,16 +57,9 @@ class DriftDetector:
         self._y.append([])
         self._tick.append([])
 
-    def evidence(self, y: np.ndarray, mean: np.ndarray, sd: np.ndarray,
-                 mean_sd: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Per target, the log-likelihood ratio of one observation for "it moved up" and "it moved down".
-
-        ``mean_sd`` is how unsure the prediction itself is: a rate predicted at 0.99 from a few dozen
-        outcomes may well be 0.95, so for pass/fail targets the rate "as learned" is taken up to one
-        such sd toward the observation (the likelihood of no change at its most favourable plausible
-        rate), and a model whose estimate is young is not declared changed by a few failures."""
-        toward = 0.0 if mean_sd is None else np.sign(y - mean) * np.minimum(mean_sd, np.abs(y - mean))
-        p0 = np.clip(mean + toward, 1e-3, 1.0 - 1e-3)
+    def evidence(self, y: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per target, the log-likelihood ratio of one observation for "it moved up" and "it moved down"."""
+        p0 = np.clip(mean, 1e-3, 1.0 - 1e-3)
         # The alternatives stay on their side of p0 and inside (0, 1): at most halfway to 1 (or 0), so a
         # rate at 0.99 (or a failure rate at 0) is never taken for a change because of a clip.
         up_p = np.minimum(p0 + self.shift, (1.0 + p0) / 2.0)
@@ -81,12 +73,11 @@ class DriftDetector:
         return (np.where(self.bounded, llr(up_p), z - self.slack),
                 np.where(self.bounded, llr(down_p), -z - self.slack))
 
-    def observe(self, arm: int, tick: float, y: np.ndarray, mean: np.ndarray, sd: np.ndarray,
-                mean_sd: np.ndarray | None = None) -> float | None:
-        """Feed one observation (targets ``y`` against the model's predicted ``mean``, its predictive
-        ``sd`` and the sd of the mean itself); return the tick the change started at when an alarm fires
-        (that model's CUSUMs then restart), else None."""
-        rise, fall = self.evidence(y, mean, sd, mean_sd)
+    def observe(self, arm: int, tick: float, y: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> float | None:
+        """Feed one observation (targets ``y`` against the model's predicted ``mean`` and predictive
+        ``sd``); return the tick the change started at when an alarm fires (that model's CUSUMs then
+        restart), else None."""
+        rise, fall = self.evidence(y, mean, sd)
         up = np.maximum(self.up[arm] + rise, 0.0)
         down = np.maximum(self.down[arm] + fall, 0.0)
         self.start_up[arm] = np.where(up == 0.0, tick, self.start_up[arm])
