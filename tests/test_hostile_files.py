@@ -126,3 +126,27 @@ def test_per_call_work_does_not_grow_with_the_number_of_tasks() -> None:
     for task in ("task-0", "task-63", "task-64", "task-2999", "never-seen"):
         assert np.array_equal(featurizer.transform(messages, task), again.transform(messages, task))
     assert featurizer.transform(messages, "task-0")[1 + 5 + 32] == 1.0  # the first task's own coordinate
+
+
+def test_a_crafted_column_name_in_a_log_never_reaches_the_sql(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two copies of a log (so the duplicate check runs) whose decisions table has an extra column
+    named like an SQL injection: only the schema's column names are used, the log reads whole."""
+    import shutil
+
+    import duckdb
+
+    from adaptroute import Router, read_log
+
+    path = tmp_path / "a.duckdb"
+    with Router(["gpt-4o-mini", "gpt-4o"], store=str(path), seed=0) as router:
+        for i in range(5):
+            router.complete([{"role": "user", "content": f"x {i}"}], task="t", mock_response="ok")
+    con = duckdb.connect(str(path))
+    con.execute('ALTER TABLE decisions ADD COLUMN "x""); DROP TABLE outcomes; --" INTEGER')
+    con.close()
+    shutil.copy(path, tmp_path / "b.duckdb")
+    batch = read_log(str(tmp_path / "*.duckdb"))
+    assert len(batch.decision_ids) == 5  # the two copies read as one log
+    con = duckdb.connect(str(path))
+    assert con.execute("SELECT count(*) FROM outcomes").fetchone()[0] == 5
+    con.close()

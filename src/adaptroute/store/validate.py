@@ -196,9 +196,10 @@ def merge_duplicates(con: duckdb.DuckDBPyConnection, sources: Sequence[str]) -> 
     out: dict[str, pa.Table] = {}
     for table in TABLES:
         keys = _KEYS[table]
-        fields = [r[0] for r in _describe(con, table) if r[0] != SOURCE]
-        # column names come from the file: quoted as identifiers (a " doubled), never spliced raw
-        listed = ", ".join('"' + f.replace('"', '""') + '"' for f in fields)
+        # Column names come from the file: only the schema's (an allow-list) reach the SQL. Any other
+        # column is not read further anyway, so it plays no part in what counts as the same row.
+        known = set(ARROW_SCHEMAS[table].names)
+        listed = ", ".join(r[0] for r in _describe(con, table) if r[0] in known)
         if keys is not None:
             key = ", ".join(keys)
             conflict = con.execute(
