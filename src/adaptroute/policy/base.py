@@ -9,7 +9,6 @@ is ever 0.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -25,6 +24,7 @@ from .drift import DriftDetector
 from .batch import one_blas_thread, predict_rows
 from .batch_fit import learn_batch
 from .evidence import evidence_prior_precision
+from .state import DecisionState, derive_state
 from .records import BatchPrediction, ModelPrior, Prediction, _prior_from_row
 
 __all__ = ["BatchPrediction", "ModelPrior", "Policy", "Prediction"]
@@ -34,32 +34,6 @@ _T = len(TARGETS)
 # estimate is still moving by more than the shifts the detector looks for.
 _DRIFT_AFTER = 30
 _BOUNDED = np.array([t in ("quality", "failure") for t in TARGETS])  # targets that live in [0, 1]
-# Noise variance assumed before any data, per target: quality and failure live in [0, 1] (0.25 is the
-# largest variance such a variable can have); cost and latency get a 50% relative spread (see
-# _prior_and_noise).
-_DEFAULT_VARIANCE = np.array([0.25, 0.0, 0.0, 0.25])
-_DEFAULT_MEAN = np.array([0.5, 0.0, 0.0, 0.0])
-
-
-@dataclass(frozen=True)
-class _DecisionState:
-    prior: np.ndarray  # (K, T) prior means
-    noise: np.ndarray  # (K, T) noise variances
-    tried: np.ndarray  # indices of the models observed at least once
-    # configured expected quality relative to the mean configured one (0 where unset); None: none configured
-    quality_offset: np.ndarray | None
-
-
-def _quality_offsets(configured_quality: np.ndarray) -> np.ndarray | None:
-    """Each model's configured expected quality minus the mean of those configured (0 where unset), or
-    None when no model has one. Relative, so that a user's guesses count for the ranking they imply,
-    not for their level: the level per task comes from the data."""
-    known = configured_quality == configured_quality  # not NaN
-    if not known.any():
-        return None
-    return np.where(known, configured_quality - float(configured_quality[known].mean()), 0.0)
-
-
 class Policy(ABC):
     """Contract: probabilities(x, eligible) sums to 1 with every entry >= floor / len(eligible); choose;
     update(x, model, outcome); fit(batch); save/load (NPZ + JSON, never pickle); clone()."""
@@ -120,7 +94,7 @@ class Policy(ABC):
         self._count = 0.0
         # (names, their arm indices or None when they are every model in arm order)
         self._eligible_cache: tuple[tuple[str, ...] | None, np.ndarray | None] = (None, None)
-        self._derived: _DecisionState | None = None  # until the next change of state
+        self._derived: DecisionState | None = None  # until the next change of state
 
     def _changed(self) -> None:
         self._derived = None
@@ -208,7 +182,7 @@ class Policy(ABC):
         state = self._decision_state()
         return state.prior, state.noise
 
-    def _decision_state(self) -> _DecisionState:
+    def _decision_state(self) -> DecisionState:
         """What every decision needs and only learning changes, computed once per change of state.
 
         Prior: configured where set, else the pooled mean of every observation, else defaults.
@@ -216,23 +190,7 @@ class Policy(ABC):
         Quality offsets: where the sharing across models centres each model's prior (see _shrink_quality).
         """
         if self._derived is None:
-            pooled_mean = self._sum / self._count if self._count > 0 else _DEFAULT_MEAN
-            configured = self._configured
-            prior = np.where(configured != configured, pooled_mean, configured)  # NaN: not configured
-            arms, n0 = self._arms, self.noise_prior_n
-            ssr = np.maximum(arms.ssr, 0.0)
-            # np.add.reduce: the same sums as .mean()/.sum(), without their Python wrappers (this runs after
-            # every update)
-            typical = np.add.reduce(prior, axis=0)
-            typical *= typical * (0.25 / prior.shape[0] ** 2)
-            default = np.where(_DEFAULT_VARIANCE > 0, _DEFAULT_VARIANCE, typical)
-            # n0 pseudo-observations of the pooled residual variance, then each model's own residuals
-            pseudo = n0 * default
-            pseudo += np.add.reduce(ssr, axis=0)
-            pseudo *= n0 / (n0 + float(np.add.reduce(arms.n)))
-            noise = (pseudo + ssr) / np.maximum(n0 + arms.n, 1e-12)[:, None]
-            tried = (arms.seen >= 1).nonzero()[0]
-            self._derived = _DecisionState(prior, noise, tried, _quality_offsets(configured[:, 0]))
+            self._derived = derive_state(self._sum, self._count, self._configured, self._arms, self.noise_prior_n)
         return self._derived
 
     # -- decisions --------------------------------------------------------------------------------
