@@ -17,7 +17,9 @@ Rows:
 - durable, 64 concurrent requests: 64 threads each log a decision and then its result, as a durable
   Router does around its call (with no call in between: the log's own ceiling). The decision is not
   waited for; the result returns once it and its decision are committed. Outcomes/s over all threads,
-  and outcomes per commit (group commit).
+  and outcomes per commit (group commit). A durable DuckDB file commits to its journal (store.journal),
+  and its rows reach the DuckDB file in background batches; the clock stops once every request is
+  acknowledged, and the store's close() (the last batch into the file) is timed apart.
 - durable, 1 thread: the same one request at a time (a commit per request).
 - sync: a second replica merges M outcomes the first one logged (Router.sync(): the query, the
   transfer, and policy.update per observation).
@@ -192,6 +194,7 @@ def main() -> int:
     targets = {("PostgreSQL", "buffered"): 50_000, ("PostgreSQL", "durable"): 5_000, ("DuckDB", "durable"): 5_000}
     got: dict[tuple[str, str], list[tuple[float, float, float]]] = {}  # (rate, cpu s, outcomes per commit)
     loads: list[tuple[float, float]] = []
+    closes: dict[tuple[str, str], list[float]] = {}  # seconds in close(): the last batch into the file
 
     tmp = Path(tempfile.mkdtemp(prefix="adaptroute-bench-"))
     say(f"records: {n_buf:,} buffered, {n_dur:,} durable, {n_seq} sequential durable; {runs} runs")
@@ -215,7 +218,9 @@ def main() -> int:
                         per_commit = 0.0
                     else:
                         rate, per_commit, cpu = durable(store, recs[key], 64 if key == "durable" else 1)
+                    closing = time.perf_counter()
                     store.close()
+                    closes.setdefault((backend, key), []).append(time.perf_counter() - closing)
                     got.setdefault((backend, key), []).append((rate, cpu, per_commit))
                     say(f"  {rate:,.0f} outcomes/s" + (f", {per_commit:.0f} outcomes per commit" if key == "durable" else ""))
             loads.append((load_before, os.getloadavg()[0]))
@@ -231,6 +236,7 @@ def main() -> int:
                 bound = statistics.median(n / c for _, c, _ in results if c > 0) if any(c > 0 for _, c, _ in results) else 0
                 if key == "durable":
                     what += f"; {statistics.median(p for _, _, p in results):.0f} outcomes per commit"
+                    what += f"; then close() {1000 * statistics.median(closes[(backend, key)]):.0f} ms"
                 target = targets.get((backend, key))
                 if target is None:
                     goal = "no slower than before" if key == "buffered" else "(reference)"

@@ -12,6 +12,7 @@ from test_log_writer import decision, record
 
 from adaptroute import LogStore, StoreError
 from adaptroute.store.group_commit import GroupCommit
+from adaptroute.store.journal import read_segments, segments
 
 
 class FakeLog:
@@ -121,14 +122,19 @@ def test_soon_commits_without_a_waiter_and_stops_at_close() -> None:
 
 
 def _committed_counts(store: LogStore) -> tuple[int, int]:
-    """Decisions and outcomes that another connection to the file sees: committed rows only."""
+    """Decisions and outcomes on disk: committed in the file (seen from another connection) or in its
+    journal's segments (read from disk as a new process would)."""
     other = store._con.cursor()
     try:
         other.execute("USE log")
-        return (other.execute("SELECT count(*) FROM decisions").fetchall()[0][0],
-                other.execute("SELECT count(*) FROM outcomes").fetchall()[0][0])
+        in_file = [{r[0] for r in other.execute(f"SELECT decision_id FROM {t}").fetchall()} for t in ("decisions", "outcomes")]
     finally:
         other.close()
+    journaled = read_segments(segments(store.path))
+    for ids, table in zip(in_file, ("decisions", "outcomes"), strict=True):
+        if table in journaled:
+            ids.update(journaled[table].column("decision_id").to_pylist())
+    return len(in_file[0]), len(in_file[1])
 
 
 def test_a_durable_outcome_is_acknowledged_only_with_its_decision_committed(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import StoreError, StoreLockedError
-from .schema import TABLES
+from .schema import ARROW_SCHEMAS, ROW_KEYS, TABLES
 
 __all__: list[str] = []  # internal to adaptroute.store
 
@@ -35,11 +35,12 @@ def _connect(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
 _ROW_GROUP_ROWS = 16_384
 
 
-def open_writer(path: str) -> duckdb.DuckDBPyConnection:
-    """A connection to the log. The DuckDB instance that attaches a file is shared by every LogStore
-    on that file in this process (as connecting to one path twice shares one), and closes with the last."""
+def open_writer(path: str) -> tuple[duckdb.DuckDBPyConnection, bool]:
+    """A connection to the log, and whether this attached the file (no other LogStore of this process
+    has it open). The DuckDB instance that attaches a file is shared by every LogStore on that file in
+    this process (as connecting to one path twice shares one), and closes with the last."""
     if path in ("", ":memory:"):
-        return _attach(":memory:")  # each in-memory log is a database of its own
+        return _attach(":memory:"), True  # each in-memory log is a database of its own
     key = os.path.realpath(path)
     with _SHARED_LOCK:
         instance, users = _SHARED.get(key, (None, 0))
@@ -48,7 +49,7 @@ def open_writer(path: str) -> duckdb.DuckDBPyConnection:
         con = instance.cursor()
         con.execute("USE log")
         _SHARED[key] = (instance, users + 1)
-    return con
+    return con, users == 0
 
 
 def close_writer(path: str, con: duckdb.DuckDBPyConnection) -> None:
@@ -137,3 +138,39 @@ class BatchInserter:
 
 
 _INSERT = {table: f"INSERT INTO {table} SELECT * FROM adaptroute_batch_rows" for table in TABLES}
+
+
+def recover(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> dict[str, int]:
+    """Insert a journal's rows that the file does not hold yet (by ROW_KEYS), in one transaction;
+    returns the rows added per table. Rows a batch already wrote before a crash are recognised, so a
+    replayed journal never counts a request twice."""
+    added: dict[str, int] = {}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table in TABLES:
+            if table in tables:
+                adaptroute_journal_rows = tables[table]  # noqa: F841 - read by the statement (a replacement scan)
+                before = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+                con.execute(_RECOVER[table])
+                added[table] = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] - before
+        con.execute("COMMIT")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        raise
+    return added
+
+
+def _same_row(table: str) -> str:
+    columns = ROW_KEYS[table] or tuple(ARROW_SCHEMAS[table].names)
+    return " AND ".join(f"l.{c} IS NOT DISTINCT FROM j.{c}" for c in columns)
+
+
+# Table and column names are constants of the schema.
+_RECOVER = {
+    table: f"INSERT INTO {table} SELECT * FROM adaptroute_journal_rows j "
+    f"WHERE NOT EXISTS (SELECT 1 FROM {table} l WHERE {_same_row(table)})"
+    for table in TABLES
+}

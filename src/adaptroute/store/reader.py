@@ -27,6 +27,7 @@ from .migrate import log_version, looks_like_duckdb
 from .schema import ARROW_SCHEMAS, CONTROL_COLUMNS, SAVING_COLUMNS, SCHEMA_VERSION, TABLES, WEIGHT_COLUMNS, fetch_arrow
 from .validate import SOURCE, check_schema, check_values, merge_duplicates
 from .duck_connect import _connect
+from .journal import read_segments, segments
 from .writer import LogStore
 
 __all__ = ["read_log"]
@@ -90,10 +91,10 @@ def _read(source: str) -> LoggedBatch:
         return assemble_tables(read_url(source), redact(source))
     files = _log_files(source)
     if isinstance(files, str):  # one DuckDB file: query it in place instead of copying its tables out first
-        queried = _query_file(files)
+        queried = None if segments(files) else _query_file(files)
         if queried is not None:
             return _assemble(*queried)
-        files = [files]  # older schema version or repeated ids: its tables, completed and merged
+        files = [files]  # older schema version, repeated ids or a journal left: its tables, merged
     return _checked(*_load_tables(files))
 
 
@@ -168,9 +169,22 @@ def _load_tables(files: list[Path] | list[str]) -> tuple[dict[str, pa.Table], li
     """Every table of every source, each row tagged with its source's index (for errors and merging)."""
     if isinstance(files[0], Path):
         return _parquet_tables(files)  # type: ignore[arg-type]
-    parts = [_duckdb_tables(str(m)) for m in files]
+    parts: list[dict[str, pa.Table]] = []
+    sources: list[str] = []
+    for m in files:
+        parts.append(_duckdb_tables(str(m)))
+        sources.append(str(m))
+        journal = segments(str(m))
+        if journal:  # a writer that did not close: what it had acknowledged is there (store.journal)
+            parts.append(_journal_tables(journal))
+            sources.append(f"{m}'s journal")
     tables = {t: pa.concat_tables([_tagged(p[t], i) for i, p in enumerate(parts)]) for t in TABLES}
-    return tables, [str(m) for m in files]
+    return tables, sources
+
+
+def _journal_tables(paths: list[str]) -> dict[str, pa.Table]:
+    found = read_segments(paths)
+    return {t: found[t] if t in found else ARROW_SCHEMAS[t].empty_table() for t in TABLES}
 
 
 def _tagged(data: pa.Table, source: int) -> pa.Table:

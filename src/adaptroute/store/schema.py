@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 __all__ = [
-    "ARROW_SCHEMAS", "CONTROL_COLUMNS", "CREATE_TABLES", "MIGRATIONS", "SAVING_COLUMNS", "SCHEMA_VERSION", "TABLES",
+    "ARROW_SCHEMAS", "CONTROL_COLUMNS", "CREATE_TABLES", "MIGRATIONS", "ROW_KEYS", "SAVING_COLUMNS", "SCHEMA_VERSION", "TABLES",
     "WEIGHT_COLUMNS", "fetch_arrow",
 ]
 
@@ -162,3 +162,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 
 COUNT_ROWS: dict[str, str] = {table: f"SELECT count(*) FROM {table}" for table in TABLES}
+
+# Columns that identify a row of each table (feedback: none, a row is the same only if it is equal).
+ROW_KEYS: dict[str, tuple[str, ...] | None] = {
+    "decisions": ("decision_id",), "outcomes": ("decision_id",), "attempts": ("decision_id", "seq"), "feedback": None,
+}

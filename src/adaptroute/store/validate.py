@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import LogIntegrityError
-from .schema import ARROW_SCHEMAS, MIGRATIONS, SCHEMA_VERSION, TABLES, WEIGHT_COLUMNS, fetch_arrow
+from .schema import ARROW_SCHEMAS, MIGRATIONS, ROW_KEYS, SCHEMA_VERSION, TABLES, WEIGHT_COLUMNS, fetch_arrow
 
 __all__ = ["MAX_FEATURES", "MAX_MODELS", "MIN_PROPENSITY", "check_schema", "check_values", "merge_duplicates"]
 
@@ -186,8 +186,6 @@ def _describe(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[Any, ...
     return con.execute(f"DESCRIBE {table}").fetchall()  # a constant table name
 
 
-# Columns that identify a row of each table; the rest must agree between copies of it.
-_KEYS = {"decisions": ("decision_id",), "outcomes": ("decision_id",), "attempts": ("decision_id", "seq"), "feedback": None}
 
 
 def merge_duplicates(con: duckdb.DuckDBPyConnection, sources: Sequence[str]) -> dict[str, pa.Table]:
@@ -195,7 +193,7 @@ def merge_duplicates(con: duckdb.DuckDBPyConnection, sources: Sequence[str]) -> 
     attempt whose copies differ is refused, naming the files."""
     out: dict[str, pa.Table] = {}
     for table in TABLES:
-        keys = _KEYS[table]
+        keys = ROW_KEYS[table]  # the rest of a row must agree between copies of it
         # Column names come from the file: only the schema's (an allow-list) reach the SQL. Any other
         # column is not read further anyway, so it plays no part in what counts as the same row.
         known = set(ARROW_SCHEMAS[table].names)

@@ -6,7 +6,9 @@ router owns its file. Rows are buffered in memory and written in one transaction
 at most the rows buffered since the last flush, never half a flush. ``durable=True``: an outcome or
 feedback row returns only once committed, together with every row appended before it (its request's
 decision too); a decision is committed while its call runs (see add_decision). Concurrent requests share
-commits (store.group_commit).
+commits (store.group_commit). A durable log on a file commits those groups to its journal (one write and
+one fsync each, see store.journal) and writes them to the DuckDB file in large batches; opening the file
+again replays what a crash left in the journal.
 
 Two background flushers take turns: one converts the next batch to Arrow while the other writes the
 batch before it, and batches are written in the order they were taken.
@@ -32,10 +34,11 @@ from ..errors import SchemaVersionError, StoreError
 from ..types import Decision, RoutingRecord
 from .base import LogBackend
 from .buffer import _Buffer, _put_decision, _put_feedback, _put_result, _to_tables
-from .duck_connect import _ROW_GROUP_ROWS, BatchInserter, close_writer, open_writer
+from .duck_connect import _ROW_GROUP_ROWS, BatchInserter, close_writer, open_writer, recover
 from .export import export_parquet
 from .group_commit import GroupCommit
 from .health import WriteHealth
+from .journal import Journal, encode, read_segments, remove_segments, segments
 from .keys import prompt_key
 from .signals import watch
 from .migrate import migration_hint
@@ -68,7 +71,8 @@ class LogStore(LogBackend):
         self.flush_rows = max(1, int(flush_rows))
         self.flush_interval_s = float(flush_interval_s)
         self._backlog_rows = max(8 * self.flush_rows, 2 * _BULK_ROWS)  # appends wait beyond this many rows
-        self._con = open_writer(self.path)
+        self._con, attached = open_writer(self.path)
+        on_file = self.path not in ("", ":memory:")
         if durable:  # commits of a few rows each: DuckDB's thread fan-out per statement cost more than the work
             self._con.execute("SET threads TO 1")
         self._db_lock = threading.RLock()  # the connection: one statement (or transaction) at a time
@@ -83,13 +87,20 @@ class LogStore(LogBackend):
         self._exported: dict[str, int] = {}  # rows of each table in incremental exports so far
         self._appends = 0
         self._seq = 0  # rows appended so far: a durable append waits for the commit of its ticket
-        self._group = GroupCommit(self._flush)  # durable appends share commits (see group_commit)
+        # A durable file log: rows go buffer -> journal (durable) -> backlog -> DuckDB file.
+        self._journal = Journal(self.path) if durable and on_file else None
+        self._journal_lock = threading.Lock()  # one journal commit at a time, and none while a batch is taken
+        self._unjournaled = 0  # rows in _buf (with a journal; _pending also counts the backlog's)
+        self._backlog: list[tuple[dict[str, pa.Table], int, int]] = []  # journaled (tables, rows, through)
+        self._group = GroupCommit(self._commit_journal if self._journal else self._flush)  # durable appends share commits
         self._closed = False
         self._flush_error: BaseException | None = None
         self._snapshot_thread: int | None = None
         try:
             self.hash_key = self._init_schema(hash_key)
             self._inserter = BatchInserter(self._con)
+            if attached and on_file:  # no other LogStore of this process writes it: a crash's journal is left
+                self._recover_journal()
         except BaseException:
             close_writer(self.path, self._con)
             raise
@@ -155,6 +166,7 @@ class LogStore(LogBackend):
         with self._buf_lock:
             if self._buf.remove_decision(decision_id):
                 self._pending -= 1
+                self._unjournaled -= 1
 
     def add_result(self, record: RoutingRecord, ts: float | None = None) -> None:
         """The attempts of a finished request and its outcome row, buffered together."""
@@ -179,6 +191,7 @@ class LogStore(LogBackend):
                 raise
             before = self._pending
             self._pending = pending = before + rows
+            self._unjournaled += rows
             self._seq = ticket = self._seq + rows
             if before < self.flush_rows <= pending or before < _BULK_ROWS <= pending:
                 self._wake.notify()  # a flusher checks whether a batch is due (see _batch_due)
@@ -224,9 +237,12 @@ class LogStore(LogBackend):
         with self._staging:
             if only_if_due and not self._still_due():
                 return 0  # a flusher woke while the writer was idle, but it no longer is: let the batch grow
-            taken, rows, through = self._take()
+            if self._journal is not None:
+                taken, rows, through = self._take_journaled()
+            else:
+                taken, rows, through = self._take()
             try:
-                tables = _to_tables(taken) if rows else {}
+                tables = _concat(taken) if self._journal is not None else _to_tables(taken) if rows else {}
                 self._writing.acquire()
             except BaseException:
                 self._give_back(taken, rows)
@@ -236,6 +252,8 @@ class LogStore(LogBackend):
             with self._buf_lock:
                 self._staged -= rows
             self._health.succeeded()
+            if self._journal is not None and taken:
+                self._journal.release(taken[-1][2])  # those rows are in the file now
         except BaseException as exc:
             self._give_back(taken, rows)
             if isinstance(exc, duckdb.Error):
@@ -265,10 +283,60 @@ class LogStore(LogBackend):
         with self._buf_lock:
             taken, rows = self._buf, self._pending
             if rows:
-                self._buf, self._pending = _Buffer(), 0
+                self._buf, self._pending, self._unjournaled = _Buffer(), 0, 0
                 self._staged += rows  # taken, not yet written: still counted against max_unwritten_rows
                 self._room.notify_all()
             return taken, rows, self._seq
+
+    def _take_journaled(self) -> tuple[list[tuple[dict[str, pa.Table], int, int]], int, int]:
+        """A journaled log's batch: everything buffered is journaled first, then the backlog is taken."""
+        through = self._commit_journal()
+        self._group.advance(through)  # durable appends through it may return before the batch is written
+        with self._buf_lock:
+            taken, self._backlog = self._backlog, []
+            rows = sum(n for _, n, _ in taken)
+            self._pending -= rows
+            self._staged += rows
+            if rows:
+                self._room.notify_all()
+        return taken, rows, through
+
+    def _commit_journal(self) -> int:
+        """Journal every buffered row (one write and fsync); returns the ticket through which rows are durable."""
+        assert self._journal is not None
+        with self._journal_lock:
+            with self._buf_lock:
+                taken, rows, through = self._buf, self._unjournaled, self._seq
+                if not rows:
+                    return through
+                self._buf, self._unjournaled = _Buffer(), 0
+            try:
+                tables = _to_tables(taken)
+                self._journal.append(encode(tables), through)
+            except BaseException as exc:
+                with self._buf_lock:  # kept for the next commit, in front of what arrived since
+                    self._buf.prepend(taken)
+                    self._unjournaled += rows
+                if isinstance(exc, OSError):
+                    self._health.failed(exc, self._pending)
+                    raise StoreError(f"writing the journal of the log {self.path} failed: {exc}") from None
+                raise
+            with self._buf_lock:
+                self._backlog.append((tables, rows, through))
+        self._health.succeeded()
+        return through
+
+    def _recover_journal(self) -> None:
+        """Write to the file what a crashed writer had journaled (acknowledged) but not yet written."""
+        paths = segments(self.path)
+        if not paths:
+            return
+        tables = read_segments(paths)
+        with self._db_lock:
+            added = recover(self._con, tables) if tables else {}
+        remove_segments(paths)
+        log.warning("adaptroute: the log %s was not closed; recovered from its journal: %s", self.path,
+                    ", ".join(f"{n} {table}" for table, n in added.items()) or "nothing missing")
 
     def _write(self, tables: dict[str, pa.Table]) -> None:
         if not tables:
@@ -276,11 +344,15 @@ class LogStore(LogBackend):
         with self._db_lock:
             self._inserter.write(tables)
 
-    def _give_back(self, taken: _Buffer, rows: int) -> None:
+    def _give_back(self, taken: Any, rows: int) -> None:
         if not rows:
             return
         with self._buf_lock:  # keep the rows for the next attempt: nothing is dropped silently
-            self._buf.prepend(taken)
+            if self._journal is not None:
+                self._backlog[:0] = taken
+            else:
+                self._buf.prepend(taken)
+                self._unjournaled += rows
             self._pending += rows
             self._staged -= rows
 
@@ -327,13 +399,17 @@ class LogStore(LogBackend):
             self._closed = True  # appends from now on fail loudly instead of landing after the last flush
             self._wake.notify_all()
             self._room.notify_all()
+        written = False
         try:
             try:
                 self.flush()
+                written = True
             except StoreError as exc:
                 raise self._health.unwritten(self._pending, exc.__cause__ or exc) from None
         finally:
             self._group.close()
+            if self._journal is not None:
+                self._journal.close(remove=written)  # unwritten rows stay journaled for the next open
             for flusher in self._flushers:
                 if flusher is not threading.current_thread():
                     flusher.join(timeout=5)
@@ -380,6 +456,16 @@ class LogStore(LogBackend):
         the rows appended since this store's previous incremental export, as new part files
         (``<table>-<timestamp>.parquet``) that read_log reads together (store.export)."""
         return export_parquet(self, directory, incremental)
+
+
+def _concat(batches: list[tuple[dict[str, pa.Table], int, int]]) -> dict[str, pa.Table]:
+    """Journaled batches as one table per log table, in the order they were appended."""
+    out: dict[str, pa.Table] = {}
+    for table in TABLES:
+        parts = [tables[table] for tables, _, _ in batches if table in tables]
+        if parts:
+            out[table] = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+    return out
 
 
 _SELECT_ALL = {table: f"SELECT * FROM {table}" for table in TABLES}
