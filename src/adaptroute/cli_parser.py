@@ -126,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--priors", metavar="P.json", help='JSON file of what is known per model before its first request, '
                      'e.g. {"gpt-4o": {"quality": 0.9}} (fields: quality, cost_usd, latency_s)')
     sim.add_argument("--bar", help="quality bar per task, e.g. extract=0.95,draft=0.8 (*=0.7 for the other tasks), "
-                     "one number for every task (0.9), or 0.9*best (within 90%% of the best model). Without --weights, "
-                     "--bar or --budget-per-request the default bar 0.9*best applies")
+                     "one number for every task (0.9), or 0.9*best (within 90%% of the task's best model). Without "
+                     "--weights, --bar or --budget-per-request the default reward applies: the priciest model's mean "
+                     "cost is worth 0.1 quality points")
     sim.add_argument("--budget-per-request", dest="budget_per_request", type=float, metavar="USD",
                      help="mean spend per request to pace to (a hard cap on the run's total)")
     sim.add_argument("--change", action="append", default=[], metavar="PASS:MODEL:EFFECT",
