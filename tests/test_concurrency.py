@@ -191,9 +191,10 @@ def test_retrain_while_serving(server: FakeOpenAI, tmp_path: Path) -> None:
                     scorer=lambda m, r: 0.8 if r.model.endswith("alpha") else 0.6, timeout_s=30, flush_rows=8)
     for i in range(6):
         router.complete(messages(i))
-    # calls last much longer than a retrain of this small log: some are surely in flight at each swap
-    server.set("alpha", Behavior.ok(delay_s=0.5))
-    server.set("beta", Behavior.ok(delay_s=0.5))
+    # calls last much longer than a retrain of this small log (tens of ms; a few hundred on a loaded
+    # machine): some are surely in flight at each swap
+    server.set("alpha", Behavior.ok(delay_s=1.0))
+    server.set("beta", Behavior.ok(delay_s=1.0))
     calls: list[tuple[float, float, Any]] = []  # (monotonic start, monotonic end, record)
     errors: list[BaseException] = []
     swaps: list[tuple[float, float, int]] = []  # (wall start, wall end, new version)
@@ -230,7 +231,7 @@ def test_retrain_while_serving(server: FakeOpenAI, tmp_path: Path) -> None:
         t.start()
     trainer.start()
     trainer.join(60)
-    time.sleep(0.6)
+    time.sleep(1.1)
     stop.set()
     for t in servers:
         t.join(60)
