@@ -76,8 +76,9 @@ class Journal:
     commit's leader); ``release`` by the thread that wrote a batch to DuckDB."""
 
     def __init__(self, log_path: str) -> None:
-        self._prefix = f"{log_path}.journal-{os.getpid()}-{secrets.token_hex(4)}-"
-        self._dir = os.path.dirname(os.path.abspath(log_path))
+        where = os.path.abspath(log_path)  # a later chdir of the process must not move the journal
+        self._prefix = f"{where}.journal-{os.getpid()}-{secrets.token_hex(4)}-"
+        self._dir = os.path.dirname(where)
         self._lock = threading.Lock()
         self._number = 0
         self._fd: int | None = None
