@@ -237,3 +237,22 @@ def test_a_restart_with_another_model_list_keeps_what_was_learned_of_the_others(
         assert counts["gpt-4o-mini"] > 100
         assert counts.get("gpt-4.1-mini", 0.0) == 0.0
         assert "gpt-4.1-nano" not in _calls(again, 40)
+
+
+@pytest.mark.parametrize("latency_weight, alarms", [(0.0, False), (1.0, True)])
+def test_only_targets_the_reward_weighs_can_raise_a_change(latency_weight: float, alarms: bool) -> None:
+    """A model's latency triples while its quality and cost stay put. Under a reward that ignores
+    latency nothing is relearned (an alarm would drop what was learned of its quality too); under one
+    that weighs latency the change is caught."""
+    from adaptroute.policy import make_policy
+
+    policy = make_policy("thompson", weights=RewardWeights(quality=1.0, cost=10.0, latency=latency_weight), seed=0)
+    policy.add_model("m")
+    rng = np.random.default_rng(0)
+    x = np.array([1.0, 0.0])
+    for step in range(600):
+        latency = 0.2 if step < 300 else 0.6
+        policy.update(x, "m", np.array([float(rng.random() < 0.8), 1e-3, latency * (1 + 0.05 * rng.standard_normal()), 0.0]))
+    assert bool(policy.change_points) is alarms
+    if not alarms:
+        assert policy.observation_counts()["m"] == 600  # nothing dropped

@@ -358,7 +358,8 @@ class Policy(ABC):
         mean, u2 = arms.own_prediction(arm, x, state.prior[arm])
         scale = state.noise[arm] * (1.0 + u2)
         scale += 1e-12 + (1e-3 * mean) ** 2  # targets that never vary (latency 0) cannot alarm
-        return self._drift.observe(arm, arms.clock + 1.0, y, mean, np.sqrt(scale))
+        watched = self._weight_vectors()[0] != 0.0  # a target the reward ignores cannot change a decision
+        return self._drift.observe(arm, arms.clock + 1.0, y, mean, np.sqrt(scale), watched)
 
     def revise(self, x: np.ndarray, model: str, old: Outcome, new: Outcome) -> None:
         """Replace a learned outcome (for example when feedback() corrects a scorer's quality)."""

@@ -13,6 +13,10 @@ and a two-sided CUSUM per model and target accumulates the evidence that the out
   learned of that model's quality too; with 1 sd, 1. A price change worth noticing moves z by far
   more than that (a 10x cut: caught within a handful of requests).
 
+Only targets the reward weighs are watched: a latency that moves under a reward that ignores latency
+changes no decision, and an alarm on it would still drop what was learned of the model's quality (an
+eval set without latencies, then live calls of a few ms, did exactly that).
+
 When a CUSUM passes ``threshold`` (10: under no change, a false alarm per target about once in e^10 ~
 22,000 of a model's observations), the model has changed: the observations since that CUSUM last stood
 at zero (the estimated start of the change) are the only ones it keeps, its older statistics are
@@ -73,11 +77,14 @@ class DriftDetector:
         return (np.where(self.bounded, llr(up_p), z - self.slack),
                 np.where(self.bounded, llr(down_p), -z - self.slack))
 
-    def observe(self, arm: int, tick: float, y: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> float | None:
+    def observe(self, arm: int, tick: float, y: np.ndarray, mean: np.ndarray, sd: np.ndarray,
+                watched: np.ndarray | None = None) -> float | None:
         """Feed one observation (targets ``y`` against the model's predicted ``mean`` and predictive
         ``sd``); return the tick the change started at when an alarm fires (that model's CUSUMs then
-        restart), else None."""
+        restart), else None. Only the ``watched`` targets (default: all) gather evidence."""
         rise, fall = self.evidence(y, mean, sd)
+        if watched is not None:
+            rise, fall = np.where(watched, rise, 0.0), np.where(watched, fall, 0.0)
         up = np.maximum(self.up[arm] + rise, 0.0)
         down = np.maximum(self.down[arm] + fall, 0.0)
         self.start_up[arm] = np.where(up == 0.0, tick, self.start_up[arm])
