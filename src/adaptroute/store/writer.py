@@ -34,11 +34,12 @@ from ..errors import SchemaVersionError, StoreError
 from ..types import Decision, RoutingRecord
 from .base import LogBackend
 from .buffer import _Buffer, _put_decision, _put_feedback, _put_result, _to_tables
-from .duck_connect import _ROW_GROUP_ROWS, BatchInserter, close_writer, open_writer, recover
+from .duck_connect import _ROW_GROUP_ROWS, BatchInserter, close_writer, open_writer
 from .export import export_parquet
 from .group_commit import GroupCommit
 from .health import WriteHealth
-from .journal import Journal, encode, read_segments, remove_segments, segments
+from .journal import Journal
+from .journaled import Batch, JournaledWrites, concat_batches
 from .keys import prompt_key
 from .signals import watch
 from .migrate import migration_hint
@@ -52,7 +53,7 @@ log = logging.getLogger("adaptroute.store")
 _BULK_ROWS = 4 * _ROW_GROUP_ROWS  # a batch that fills a row group in each table (a request has 3+ rows)
 
 
-class LogStore(LogBackend):
+class LogStore(JournaledWrites, LogBackend):
     """Append-only DuckDB log: decisions, attempts, outcomes, feedback (see store.schema)."""
 
     def __init__(
@@ -91,7 +92,7 @@ class LogStore(LogBackend):
         self._journal = Journal(self.path) if durable and on_file else None
         self._journal_lock = threading.Lock()  # one journal commit at a time, and none while a batch is taken
         self._unjournaled = 0  # rows in _buf (with a journal; _pending also counts the backlog's)
-        self._backlog: list[tuple[dict[str, pa.Table], int, int]] = []  # journaled (tables, rows, through)
+        self._backlog: list[Batch] = []  # journaled (tables, rows, through)
         self._group = GroupCommit(self._commit_journal if self._journal else self._flush)  # durable appends share commits
         self._closed = False
         self._flush_error: BaseException | None = None
@@ -242,7 +243,7 @@ class LogStore(LogBackend):
             else:
                 taken, rows, through = self._take()
             try:
-                tables = _concat(taken) if self._journal is not None else _to_tables(taken) if rows else {}
+                tables = concat_batches(taken) if self._journal is not None else _to_tables(taken) if rows else {}
                 self._writing.acquire()
             except BaseException:
                 self._give_back(taken, rows)
@@ -287,56 +288,6 @@ class LogStore(LogBackend):
                 self._staged += rows  # taken, not yet written: still counted against max_unwritten_rows
                 self._room.notify_all()
             return taken, rows, self._seq
-
-    def _take_journaled(self) -> tuple[list[tuple[dict[str, pa.Table], int, int]], int, int]:
-        """A journaled log's batch: everything buffered is journaled first, then the backlog is taken."""
-        through = self._commit_journal()
-        self._group.advance(through)  # durable appends through it may return before the batch is written
-        with self._buf_lock:
-            taken, self._backlog = self._backlog, []
-            rows = sum(n for _, n, _ in taken)
-            self._pending -= rows
-            self._staged += rows
-            if rows:
-                self._room.notify_all()
-        return taken, rows, through
-
-    def _commit_journal(self) -> int:
-        """Journal every buffered row (one write and fsync); returns the ticket through which rows are durable."""
-        assert self._journal is not None
-        with self._journal_lock:
-            with self._buf_lock:
-                taken, rows, through = self._buf, self._unjournaled, self._seq
-                if not rows:
-                    return through
-                self._buf, self._unjournaled = _Buffer(), 0
-            try:
-                tables = _to_tables(taken)
-                self._journal.append(encode(tables), through)
-            except BaseException as exc:
-                with self._buf_lock:  # kept for the next commit, in front of what arrived since
-                    self._buf.prepend(taken)
-                    self._unjournaled += rows
-                if isinstance(exc, OSError):
-                    self._health.failed(exc, self._pending)
-                    raise StoreError(f"writing the journal of the log {self.path} failed: {exc}") from None
-                raise
-            with self._buf_lock:
-                self._backlog.append((tables, rows, through))
-        self._health.succeeded()
-        return through
-
-    def _recover_journal(self) -> None:
-        """Write to the file what a crashed writer had journaled (acknowledged) but not yet written."""
-        paths = segments(self.path)
-        if not paths:
-            return
-        tables = read_segments(paths)
-        with self._db_lock:
-            added = recover(self._con, tables) if tables else {}
-        remove_segments(paths)
-        log.warning("adaptroute: the log %s was not closed; recovered from its journal: %s", self.path,
-                    ", ".join(f"{n} {table}" for table, n in added.items()) or "nothing missing")
 
     def _write(self, tables: dict[str, pa.Table]) -> None:
         if not tables:
@@ -456,16 +407,6 @@ class LogStore(LogBackend):
         the rows appended since this store's previous incremental export, as new part files
         (``<table>-<timestamp>.parquet``) that read_log reads together (store.export)."""
         return export_parquet(self, directory, incremental)
-
-
-def _concat(batches: list[tuple[dict[str, pa.Table], int, int]]) -> dict[str, pa.Table]:
-    """Journaled batches as one table per log table, in the order they were appended."""
-    out: dict[str, pa.Table] = {}
-    for table in TABLES:
-        parts = [tables[table] for tables, _, _ in batches if table in tables]
-        if parts:
-            out[table] = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
-    return out
 
 
 _SELECT_ALL = {table: f"SELECT * FROM {table}" for table in TABLES}
