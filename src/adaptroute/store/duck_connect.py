@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from ..errors import StoreError, StoreLockedError
 from .schema import ARROW_SCHEMAS, COUNT_ROWS, ROW_KEYS, TABLES
+from .sql import ident
 
 __all__: list[str] = []  # internal to adaptroute.store
 
@@ -33,6 +34,7 @@ def _connect(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
 # data again (in memory too): an append-only log has nothing else to vacuum, so it is off. Readers need
 # nothing special: row groups of any size read the same.
 _ROW_GROUP_ROWS = 16_384
+_ATTACH = "ATTACH ? AS log (ROW_GROUP_SIZE " + str(_ROW_GROUP_ROWS) + ")"
 
 
 def open_writer(path: str) -> tuple[duckdb.DuckDBPyConnection, bool]:
@@ -71,7 +73,7 @@ _SHARED_LOCK = threading.Lock()
 def _attach(path: str) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()  # an instance of its own: its settings touch no other connection
     try:
-        con.execute(f"ATTACH ? AS log (ROW_GROUP_SIZE {_ROW_GROUP_ROWS})", [path])
+        con.execute(_ATTACH, [path])
         con.execute("USE log")
         con.execute("SET max_vacuum_tasks = 0")
     except duckdb.Error as exc:
@@ -137,7 +139,7 @@ class BatchInserter:
             raise
 
 
-_INSERT = {table: f"INSERT INTO {table} SELECT * FROM adaptroute_batch_rows" for table in TABLES}
+_INSERT = {table: "INSERT INTO " + ident(table) + " SELECT * FROM adaptroute_batch_rows" for table in TABLES}
 
 
 def recover(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> dict[str, int]:
@@ -165,13 +167,13 @@ def recover(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> dict
 
 def _same_row(table: str) -> str:
     columns = ROW_KEYS[table] or tuple(ARROW_SCHEMAS[table].names)
-    return " AND ".join(f"l.{c} IS NOT DISTINCT FROM j.{c}" for c in columns)
+    return " AND ".join("l." + ident(c) + " IS NOT DISTINCT FROM j." + c for c in columns)
 
 
 # Built once from the schema's own table and column names (an allow-list: nothing from a file or a
 # caller reaches the SQL); the rows themselves are read by replacement scan, never spliced in.
 _RECOVER = {
-    table: f"INSERT INTO {table} SELECT * FROM adaptroute_journal_rows j "
-    f"WHERE NOT EXISTS (SELECT 1 FROM {table} l WHERE {_same_row(table)})"
+    table: "INSERT INTO " + ident(table) + " SELECT * FROM adaptroute_journal_rows j "
+    "WHERE NOT EXISTS (SELECT 1 FROM " + table + " l WHERE " + _same_row(table) + ")"
     for table in TABLES
 }

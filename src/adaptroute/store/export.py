@@ -12,15 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .schema import TABLES, fetch_arrow
+from .sql import ROWS_FROM, SELECT_ALL
 
 if TYPE_CHECKING:
     from .writer import LogStore
 
 __all__ = ["export_parquet"]
 
-_SELECT_ALL = {table: f"SELECT * FROM {table}" for table in TABLES}
-# Tables are append-only, so rowid grows with every row: a part holds the rows past the last one exported.
-_SELECT_FROM = {table: f"SELECT * FROM {table} WHERE rowid >= ? ORDER BY rowid" for table in TABLES}
 
 
 def export_parquet(store: LogStore, directory: str | os.PathLike[str], incremental: bool = False) -> Path:
@@ -36,10 +34,10 @@ def export_parquet(store: LogStore, directory: str | os.PathLike[str], increment
     with store._db_lock:
         for table in TABLES:
             if not incremental:
-                pq.write_table(fetch_arrow(store._con, _SELECT_ALL[table]), out / f"{table}.parquet")
+                pq.write_table(fetch_arrow(store._con, SELECT_ALL[table]), out / f"{table}.parquet")
                 continue
             start = store._exported.get(table, 0)
-            data = fetch_arrow(store._con, _SELECT_FROM[table], [start])
+            data = fetch_arrow(store._con, ROWS_FROM[table], [start])
             pq.write_table(data, out / f"{table}-{stamp}.parquet")
             store._exported[table] = start + data.num_rows
     return out

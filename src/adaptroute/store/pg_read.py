@@ -14,17 +14,20 @@ import numpy as np
 import pyarrow as pa
 
 from .schema import ARROW_SCHEMAS, TABLES
+from .sql import ident
 
 __all__: list[str] = []  # internal to adaptroute.store
 
 HEADS = "SELECT replica, max(batch) FROM batches GROUP BY replica"
 _SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-_US = "(extract(epoch FROM {0}) * 1000000)::int8"
+def _us(column: str) -> str:
+    """A timestamp column as integer microseconds since the epoch."""
+    return "(extract(epoch FROM " + column + ") * 1000000)::int8"
 
 
 def _select_all(table: str) -> str:
-    cols = [(_US.format(f.name) if pa.types.is_timestamp(f.type) else f.name) for f in ARROW_SCHEMAS[table]]
-    return f"SELECT {', '.join(cols)} FROM {table} ORDER BY batch"
+    cols = [(_us(ident(f.name)) if pa.types.is_timestamp(f.type) else ident(f.name)) for f in ARROW_SCHEMAS[table]]
+    return "SELECT " + ", ".join(cols) + " FROM " + ident(table) + " ORDER BY batch"
 
 
 _SELECT_ALL = {t: _select_all(t) for t in TABLES}
@@ -74,9 +77,7 @@ _RANGES = "c(replica, after, upto) AS (SELECT * FROM unnest(%s::text[], %s::bigi
 
 # Every attempt of another replica's committed batches, with its decision's features and the time its
 # outcome was logged (the order a single process would have learned them in).
-ATTEMPT_CHANGES = f"""
-WITH {_RANGES}
-SELECT {_US.format("o.ts")} AS ts_us, a.decision_id, a.seq, a.model, a.quality, a.cost_usd, a.latency_s,
+ATTEMPT_CHANGES = "WITH " + _RANGES + "\nSELECT " + _us("o.ts") + """ AS ts_us, a.decision_id, a.seq, a.model, a.quality, a.cost_usd, a.latency_s,
        a.error_class IS NOT NULL AS failed, a.counts_against_model, a.tokens_in, a.tokens_out, d.features
 FROM attempts a
 JOIN c ON a.replica = c.replica AND a.batch > c.after AND a.batch <= c.upto
@@ -88,9 +89,7 @@ ORDER BY ts_us, a.decision_id, a.seq
 # Feedback committed in those batches that this replica has not learned locally (it learns its own
 # feedback on its own decisions as it arrives): with the answer it rates and the quality learned for it
 # before (the previous feedback, else the scorer's).
-FEEDBACK_CHANGES = f"""
-WITH {_RANGES}
-SELECT {_US.format("f.ts")} AS ts_us, f.decision_id, f.quality, d.features, a.model, a.cost_usd, a.latency_s,
+FEEDBACK_CHANGES = "WITH " + _RANGES + "\nSELECT " + _us("f.ts") + """ AS ts_us, f.decision_id, f.quality, d.features, a.model, a.cost_usd, a.latency_s,
        coalesce((SELECT p.quality FROM feedback p
                  WHERE p.decision_id = f.decision_id AND (p.ts, p.replica, p.batch) < (f.ts, f.replica, f.batch)
                  ORDER BY p.ts DESC, p.replica DESC, p.batch DESC LIMIT 1), a.quality) AS learned_before

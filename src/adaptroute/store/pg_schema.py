@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from ..errors import SchemaVersionError
 from .schema import ARROW_SCHEMAS, SCHEMA_VERSION, TABLES
+from .sql import ident, idents
 
 __all__: list[str] = []  # internal to adaptroute.store
 
@@ -48,13 +49,13 @@ for _table in TABLES:
 COLUMNS: dict[str, list[str]] = {t: [f.name for f in ARROW_SCHEMAS[t]] for t in TABLES}
 
 COPY_INTO: dict[str, str] = {
-    t: f"COPY {t} ({', '.join(COLUMNS[t] + ['replica', 'batch'])}) FROM STDIN (FORMAT BINARY)" for t in TABLES
+    t: "COPY " + ident(t) + " (" + idents(COLUMNS[t] + ["replica", "batch"]) + ") FROM STDIN (FORMAT BINARY)" for t in TABLES
 }
 
 
 def _create_table(table: str) -> str:
-    cols = ", ".join(f"{f.name} {_PG_TYPES[f.type]}" for f in ARROW_SCHEMAS[table])
-    return f"CREATE TABLE IF NOT EXISTS {table} ({cols}, replica text NOT NULL, batch bigint NOT NULL)"
+    cols = ", ".join(ident(f.name) + " " + _PG_TYPES[f.type] for f in ARROW_SCHEMAS[table])
+    return "CREATE TABLE IF NOT EXISTS " + ident(table) + " (" + cols + ", replica text NOT NULL, batch bigint NOT NULL)"
 
 
 CREATE_TABLES: tuple[str, ...] = (
@@ -84,7 +85,7 @@ INSERT_BATCH = "INSERT INTO batches (replica, batch, n_rows) VALUES (%s, %s, %s)
 LAST_BATCH = "SELECT coalesce(max(batch), 0) FROM batches WHERE replica = %s"
 BATCH_EXISTS = "SELECT 1 FROM batches WHERE replica = %s AND batch = %s"
 DECISION_EXISTS = "SELECT 1 FROM decisions WHERE decision_id = %s LIMIT 1"
-COUNT_ROWS = {t: f"SELECT count(*) FROM {t}" for t in TABLES}
+COUNT_ROWS = {t: "SELECT count(*) FROM " + ident(t) for t in TABLES}
 
 
 def read_meta(con: Any, where: str) -> dict[str, str] | None:

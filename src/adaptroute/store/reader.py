@@ -25,6 +25,7 @@ from ..types import ControlColumns, LoggedBatch, Observations
 from .base import LogBackend, is_postgres_url
 from .migrate import log_version, looks_like_duckdb
 from .schema import ARROW_SCHEMAS, CONTROL_COLUMNS, SAVING_COLUMNS, SCHEMA_VERSION, TABLES, WEIGHT_COLUMNS, fetch_arrow
+from .sql import NO_ROWS, SELECT_ALL, ident, idents
 from .validate import SOURCE, check_schema, check_values, merge_duplicates
 from .duck_connect import _connect
 from .journal import read_segments, segments
@@ -36,15 +37,15 @@ _LATEST_FEEDBACK = "fb AS (SELECT decision_id, arg_max(quality, ts) AS quality F
 # Per request: whether it fell back, what the controls saved, and its own tokens (the prompt as first
 # counted, the answer the user got), which price a counterfactual ("always model X") at X's price.
 _FALLBACKS = ("fa AS (SELECT decision_id, bool_or(role = 'fallback') AS fell_back, "
-              + ", ".join(f"sum({c}) AS {c}" for c, _, _ in SAVING_COLUMNS)
+              + ", ".join("sum(" + ident(c) + ") AS " + c for c, _, _ in SAVING_COLUMNS)
               + ", arg_min(tokens_in, seq) FILTER (WHERE tokens_in > 0) AS prompt_tokens"
               + ", max(tokens_out) FILTER (WHERE returned) AS answer_tokens FROM attempts GROUP BY decision_id)")
 
-DECISION_ROWS = f"""
-WITH {_LATEST_FEEDBACK}, {_FALLBACKS}
+DECISION_ROWS = "WITH " + _LATEST_FEEDBACK + ", " + _FALLBACKS + """
 SELECT d.decision_id, epoch_us(d.ts) AS ts_us, d.task, d.features, d.eligible, d.probabilities,
-       d.chosen, d.propensity, d.policy_version, {", ".join(f"d.{c}" for c in WEIGHT_COLUMNS)},
-       {", ".join(f"d.{c}" for c, _, _ in CONTROL_COLUMNS)}, {", ".join(f"fa.{c}" for c, _, _ in SAVING_COLUMNS)},
+       d.chosen, d.propensity, d.policy_version, """ + idents(WEIGHT_COLUMNS, ", d.").join(("d.", "")) + """,
+       """ + idents((c for c, _, _ in CONTROL_COLUMNS), ", d.").join(("d.", "")) + ", " \
+    + idents((c for c, _, _ in SAVING_COLUMNS), ", fa.").join(("fa.", "")) + """,
        o.executed_model,
        coalesce(fb.quality, o.quality) AS quality, o.cost_usd, o.latency_s,
        (o.decision_id IS NOT NULL AND o.executed_model IS NULL) AS failed,
@@ -55,8 +56,7 @@ FROM decisions d LEFT JOIN outcomes o USING (decision_id) LEFT JOIN fb USING (de
 ORDER BY d.ts, d.decision_id
 """
 
-ATTEMPT_ROWS = f"""
-WITH {_LATEST_FEEDBACK}
+ATTEMPT_ROWS = "WITH " + _LATEST_FEEDBACK + """
 SELECT a.decision_id, a.model,
        CASE WHEN a.returned AND fb.quality IS NOT NULL THEN fb.quality ELSE a.quality END AS quality,
        a.cost_usd + coalesce(a.batch_saved_usd, 0) AS cost_usd,
@@ -142,13 +142,12 @@ def _query_file(path: str) -> tuple[pa.Table, pa.Table] | None:
 def _check_tables(con: duckdb.DuckDBPyConnection, path: str, version: int) -> None:
     for table in TABLES:
         try:
-            schema = fetch_arrow(con, _NO_ROWS[table]).schema
+            schema = fetch_arrow(con, NO_ROWS[table]).schema
         except duckdb.CatalogException:
             raise LogIntegrityError(path, table, None, None, "the table is missing") from None
         check_schema(path, table, schema, version)
 
 
-_NO_ROWS = {table: f"SELECT * FROM {table} LIMIT 0" for table in TABLES}
 
 
 def _log_files(source: str) -> str | list[Path] | list[str]:
@@ -214,7 +213,7 @@ def _duckdb_tables(path: str) -> dict[str, pa.Table]:
     con, version = _open_log(path)
     try:
         _check_tables(con, path, version)
-        return {t: _conform(t, fetch_arrow(con, _SELECT_ALL[t])) for t in TABLES}
+        return {t: _conform(t, fetch_arrow(con, SELECT_ALL[t])) for t in TABLES}
     finally:
         con.close()
 
@@ -232,7 +231,6 @@ def _conform(table: str, data: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=ARROW_SCHEMAS[table])
 
 
-_SELECT_ALL = {table: f"SELECT * FROM {table}" for table in TABLES}
 
 
 def _parquet_tables(dirs: list[Path]) -> tuple[dict[str, pa.Table], list[str]]:

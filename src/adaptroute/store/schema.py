@@ -156,12 +156,12 @@ CREATE_TABLES: tuple[str, ...] = (
 # version -> the statements that bring a log of that version to the next one (store.migrate runs them in
 # one transaction with the version bump). Columns are only ever added, at the end of their table.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: tuple(f"ALTER TABLE decisions ADD COLUMN {column} DOUBLE" for column in WEIGHT_COLUMNS),
-    2: tuple(f"ALTER TABLE decisions ADD COLUMN {c} {t}" for c, t, _ in CONTROL_COLUMNS)
-    + tuple(f"ALTER TABLE attempts ADD COLUMN {c} {t}" for c, t, _ in SAVING_COLUMNS),
+    1: tuple("ALTER TABLE decisions ADD COLUMN " + column + " DOUBLE" for column in WEIGHT_COLUMNS),
+    2: tuple("ALTER TABLE decisions ADD COLUMN " + c + " " + t for c, t, _ in CONTROL_COLUMNS)
+    + tuple("ALTER TABLE attempts ADD COLUMN " + c + " " + t for c, t, _ in SAVING_COLUMNS),
 }
 
-COUNT_ROWS: dict[str, str] = {table: f"SELECT count(*) FROM {table}" for table in TABLES}
+COUNT_ROWS: dict[str, str] = {table: "SELECT count(*) FROM " + table for table in TABLES}
 
 # Columns that identify a row of each table (feedback: none, a row is the same only if it is equal).
 ROW_KEYS: dict[str, tuple[str, ...] | None] = {

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import StoreError
 from .schema import TABLES
+from .sql import ROWS_FROM
 
 if TYPE_CHECKING:
     from .writer import LogStore
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["SnapshotWriter"]
 
 _MANIFEST = "manifest.json"
-_NEW_ROWS = {table: f"SELECT * FROM {table} WHERE rowid >= ? ORDER BY rowid" for table in TABLES}
 _LOG_ID = "SELECT value FROM meta WHERE key = 'created_at'"
 
 
@@ -64,7 +64,7 @@ class SnapshotWriter:
 
         written: list[Path] = []
         with self.store.snapshot():  # one view of every table: no flush lands half-way through
-            parts = {t: self.store.fetch_arrow(_NEW_ROWS[t], [self._exported[t]]) for t in TABLES}
+            parts = {t: self.store.fetch_arrow(ROWS_FROM[t], [self._exported[t]]) for t in TABLES}
         if not any(part.num_rows for part in parts.values()):
             return written
         self._seq += 1

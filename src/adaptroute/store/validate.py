@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from ..errors import LogIntegrityError
 from .schema import ARROW_SCHEMAS, MIGRATIONS, ROW_KEYS, SCHEMA_VERSION, TABLES, WEIGHT_COLUMNS, fetch_arrow
+from .sql import DESCRIBE, ident, idents
 
 __all__ = ["MAX_FEATURES", "MAX_MODELS", "MIN_PROPENSITY", "check_schema", "check_values", "merge_duplicates"]
 
@@ -139,8 +140,9 @@ _RULES: dict[str, tuple[tuple[str, str, str], ...]] = {
 
 _TWICE = ("SELECT eligible FROM (SELECT DISTINCT eligible FROM decisions WHERE eligible IS NOT NULL) "
           "WHERE len(list_distinct(eligible)) != len(eligible) LIMIT 1")
-_ROW_OF_ELIGIBLE = ("SELECT row, src, decision_id FROM (SELECT row_number() OVER () - 1 AS row, {source} AS src, "
-                    "decision_id, eligible FROM decisions) WHERE eligible = ? LIMIT 1")
+_ROW_OF_ELIGIBLE = {with_source: "SELECT row, src, decision_id FROM (SELECT row_number() OVER () - 1 AS row, "
+                    + (SOURCE if with_source else "NULL") + " AS src, decision_id, eligible FROM decisions) WHERE eligible = ? LIMIT 1"
+                    for with_source in (False, True)}
 _MODELS = ("SELECT count(*) FROM (SELECT DISTINCT m FROM (SELECT unnest(eligible) AS m FROM decisions "
            "UNION ALL SELECT model FROM attempts))")
 
@@ -158,22 +160,23 @@ def check_values(con: duckdb.DuckDBPyConnection, sources: Sequence[str], with_so
         live = [(c, why, sql) for c, why, sql in rules if c in columns]
         if not live:
             continue
-        flag = " OR ".join(f"coalesce({sql}, false)" for _, _, sql in live)
-        if not con.execute(f"SELECT 1 FROM {table} WHERE {flag} LIMIT 1").fetchall():  # one scan, no window
+        # The rules' SQL is this module's constant text (_RULES); the table passes the allow-list.
+        name = ident(table)
+        flag = " OR ".join("coalesce(" + sql + ", false)" for _, _, sql in live)
+        if not con.execute("SELECT 1 FROM " + name + " WHERE " + flag + " LIMIT 1").fetchall():  # one scan, no window
             continue
-        source = SOURCE if with_source else "NULL"
-        query = f"SELECT row, src, decision_id FROM (SELECT row_number() OVER () - 1 AS row, {source} AS src, decision_id, ({flag}) AS bad FROM {table}) WHERE bad LIMIT 1"  # noqa: E501 - constants only
+        query = ("SELECT row, src, decision_id FROM (SELECT row_number() OVER () - 1 AS row, " + (SOURCE if with_source else "NULL")
+                 + " AS src, decision_id, (" + flag + ") AS bad FROM " + name + ") WHERE bad LIMIT 1")
         found = con.execute(query).fetchall()
         row, src, decision_id = found[0]
         for column, why, sql in live:
-            one = f"SELECT coalesce({sql}, false) FROM (SELECT row_number() OVER () - 1 AS row, * FROM {table}) WHERE row = ?"
+            one = "SELECT coalesce(" + sql + ", false) FROM (SELECT row_number() OVER () - 1 AS row, * FROM " + name + ") WHERE row = ?"
             if con.execute(one, [row]).fetchall()[0][0]:
                 raise LogIntegrityError(_source_of(sources, src), table, column, int(row), why, decision_id=decision_id)
     # Checked on the distinct lists (a log repeats a few eligible sets row after row): a third of the cost.
     twice = con.execute(_TWICE).fetchall()
     if twice:
-        row, src, decision_id = con.execute(_ROW_OF_ELIGIBLE.format(source=SOURCE if with_source else "NULL"),
-                                            [twice[0][0]]).fetchall()[0]
+        row, src, decision_id = con.execute(_ROW_OF_ELIGIBLE[with_source], [twice[0][0]]).fetchall()[0]
         raise LogIntegrityError(_source_of(sources, src), "decisions", "eligible", int(row),
                                 "names a model twice or holds a NULL", decision_id=decision_id)
     models = con.execute(_MODELS).fetchall()[0][0]
@@ -183,7 +186,7 @@ def check_values(con: duckdb.DuckDBPyConnection, sources: Sequence[str], with_so
 
 
 def _describe(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[Any, ...]]:
-    return con.execute(f"DESCRIBE {table}").fetchall()  # a constant table name
+    return con.execute(DESCRIBE[table]).fetchall()
 
 
 
@@ -197,15 +200,18 @@ def merge_duplicates(con: duckdb.DuckDBPyConnection, sources: Sequence[str]) -> 
         # Column names come from the file: only the schema's (an allow-list) reach the SQL. Any other
         # column is not read further anyway, so it plays no part in what counts as the same row.
         known = set(ARROW_SCHEMAS[table].names)
-        listed = ", ".join(r[0] for r in _describe(con, table) if r[0] in known)
+        listed = idents(r[0] for r in _describe(con, table) if r[0] in known)
+        name = ident(table)
         if keys is not None:
-            key = ", ".join(keys)
+            key = idents(keys)
             conflict = con.execute(
-                f"SELECT {key} FROM (SELECT DISTINCT {listed} FROM {table}) GROUP BY {key} HAVING count(*) > 1 LIMIT 1"
+                "SELECT " + key + " FROM (SELECT DISTINCT " + listed + " FROM " + name + ") GROUP BY " + key
+                + " HAVING count(*) > 1 LIMIT 1"
             ).fetchall()
             if conflict:
-                where = " AND ".join(f"{k} IS NOT DISTINCT FROM ?" for k in keys)
-                srcs = con.execute(f"SELECT DISTINCT {SOURCE} FROM {table} WHERE {where} ORDER BY 1", list(conflict[0])).fetchall()
+                where = " AND ".join(ident(k) + " IS NOT DISTINCT FROM ?" for k in keys)
+                srcs = con.execute("SELECT DISTINCT " + SOURCE + " FROM " + name + " WHERE " + where + " ORDER BY 1",
+                                   list(conflict[0])).fetchall()
                 names = [sources[int(s)] for (s,) in srcs] if srcs and srcs[0][0] is not None else list(sources)
                 raise LogIntegrityError(
                     " and ".join(dict.fromkeys(names)), table, key, None,
@@ -213,5 +219,5 @@ def merge_duplicates(con: duckdb.DuckDBPyConnection, sources: Sequence[str]) -> 
                     "two logs disagree about one decision (not the same log's snapshots?)",
                     decision_id=str(conflict[0][0]),
                 )
-        out[table] = fetch_arrow(con, f"SELECT DISTINCT {listed} FROM {table}")
+        out[table] = fetch_arrow(con, "SELECT DISTINCT " + listed + " FROM " + name)
     return out

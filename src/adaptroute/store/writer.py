@@ -42,6 +42,7 @@ from .journal import Journal
 from .journaled import Batch, JournaledWrites, concat_batches
 from .keys import prompt_key
 from .signals import watch
+from .sql import SELECT_ALL
 from .migrate import migration_hint
 from .schema import COUNT_ROWS, CREATE_TABLES, SCHEMA_VERSION, TABLES, fetch_arrow
 
@@ -394,7 +395,7 @@ class LogStore(JournaledWrites, LogBackend):
     def read_tables(self) -> dict[str, pa.Table]:
         self.flush()
         with self._db_lock:
-            return {table: fetch_arrow(self._con, _SELECT_ALL[table]) for table in TABLES}
+            return {table: fetch_arrow(self._con, SELECT_ALL[table]) for table in TABLES}
 
     def counts(self) -> dict[str, int]:
         self.flush()
@@ -409,6 +410,5 @@ class LogStore(JournaledWrites, LogBackend):
         return export_parquet(self, directory, incremental)
 
 
-_SELECT_ALL = {table: f"SELECT * FROM {table}" for table in TABLES}
 _DECISION_EXISTS = "SELECT 1 FROM decisions WHERE decision_id = ? LIMIT 1"
 _OWN_TABLES = "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()"
