@@ -66,3 +66,32 @@ def test_the_share_grows_with_outcomes_and_shrinks_among_many_models() -> None:
         many.update(x, "m0", np.zeros(4))
     assert few.explore_share() == pytest.approx(0.6 * 4 / 5)  # r = 2: explore * r^2 / (1 + r^2)
     assert many.explore_share() == pytest.approx(few.explore_share() / 4)
+
+
+def test_a_detected_change_brings_the_full_share_back_and_it_fades() -> None:
+    """A favourite that drops from always to never passing: once the detector fires, the share is back
+    at ``explore`` and fades over the detector's memory; with reexplore=False it stays on its schedule."""
+    x = np.array([1.0])
+    shares = {}
+    for reexplore in (True, False):
+        policy = make_policy("thompson", weights=W, seed=0, reexplore=reexplore)
+        for m in ("a", "b", "c"):
+            policy.add_model(m)
+        for _ in range(100):
+            policy.update(x, "a", np.array([1.0, 0.0, 0.0, 0.0]))
+        assert policy.explore_share() == 0.0  # 100 outcomes of 8,000: below the 0.1% worth a second integral
+        ticks = 0
+        while not policy.change_points and ticks < 100:
+            policy.update(x, "a", np.zeros(4))
+            ticks += 1
+        assert policy.change_points and policy.change_points[0][0] == "a"
+        since = policy.change_points[0][1]
+        at_change = policy.explore_share()
+        for _ in range(256):
+            policy.update(x, "b", np.array([0.5, 0.0, 0.0, 0.0]))
+        r = policy._arms.clock / 8000.0
+        shares[reexplore] = (at_change, policy.explore_share(), policy._arms.clock - since, 0.6 * r * r / (1 + r * r))
+    (at_change, later, age, _), (off_at_change, off_later, _, scheduled) = shares[True], shares[False]
+    assert at_change == pytest.approx(0.6 * np.exp(-(age - 256) / 256))  # fired a few ticks after it began
+    assert later == pytest.approx(0.6 * np.exp(-age / 256))
+    assert off_at_change == 0.0 and off_later == pytest.approx(scheduled)  # the schedule alone: 0.1%

@@ -159,9 +159,20 @@ def _calls(router: Router, n: int, start: int = 0) -> list[str]:
                             mock_response="ok").adaptroute.model for i in range(n)]
 
 
-def test_router_moves_traffic_when_the_favourite_degrades(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    scorer = DriftingScorer({"gpt-4o-mini": 0.9, "gpt-4o": 0.8, "gpt-4.1-nano": 0.3})
-    with Router(LIVE, reward=LIVE_WEIGHTS, store=str(tmp_path / "log.duckdb"), scorer=scorer, seed=0) as router:
+# The log's feature key is fixed: a fresh log draws a random one, and the features (so the run) with it.
+LIVE_KEY = b"adaptroute-live-test-key"
+
+
+@pytest.mark.parametrize(("seed", "scorer_seed", "key"), [
+    (0, 7, LIVE_KEY),
+    # gpt-4o's only answer before the drop failed: the narrowed draws had written it off, and without the
+    # exploring share's return after a detected change it got 0 of the last 100 calls (live_change.py)
+    (8, 1008, b"live-change-8"),
+])
+def test_router_moves_traffic_when_the_favourite_degrades(tmp_path, seed, scorer_seed, key) -> None:  # type: ignore[no-untyped-def]
+    scorer = DriftingScorer({"gpt-4o-mini": 0.9, "gpt-4o": 0.8, "gpt-4.1-nano": 0.3}, seed=scorer_seed)
+    with Router(LIVE, reward=LIVE_WEIGHTS, store=str(tmp_path / "log.duckdb"), scorer=scorer, seed=seed,
+                hash_key=key) as router:
         before = _calls(router, 300)
         assert before[-100:].count("gpt-4o-mini") >= 70
         scorer.rates["gpt-4o-mini"] = 0.35  # the favourite degrades: gpt-4o is now the best reward
@@ -198,7 +209,8 @@ def test_router_add_model_gets_traffic_and_remove_model_stops_it_at_once(tmp_pat
     scorer = DriftingScorer({"gpt-4o-mini": 0.6, "gpt-4o": 0.7, "gpt-4.1-nano": 0.3, "better": 0.95})
     better = ModelSpec(name="better", litellm_model="gpt-4o-mini", input_cost_per_token=1e-7,
                        output_cost_per_token=2e-7, expected_quality=0.8)
-    with Router(LIVE, reward=LIVE_WEIGHTS, store=str(tmp_path / "log.duckdb"), scorer=scorer, seed=0) as router:
+    with Router(LIVE, reward=LIVE_WEIGHTS, store=str(tmp_path / "log.duckdb"), scorer=scorer, seed=0,
+                hash_key=LIVE_KEY) as router:
         _calls(router, 150)
         router.add_model(better)
         assert router.models[-1] == "better"

@@ -21,7 +21,9 @@ When a CUSUM passes ``threshold`` (10: under no change, a false alarm per target
 22,000 of a model's observations), the model has changed: the observations since that CUSUM last stood
 at zero (the estimated start of the change) are the only ones it keeps, its older statistics are
 dropped and rebuilt from the recent ones this detector holds. A favourite whose pass rate drops by 0.3
-is caught within about 40 of its requests, a 10x price change within a handful.
+is caught within about 40 of its requests, a 10x price change within a handful. Thompson sampling then
+also reopens its exploring share for a while (ThompsonSampling.explore_share): the other models were
+judged against a field that just moved.
 """
 
 from __future__ import annotations

@@ -150,20 +150,24 @@ class ThompsonSampling(Policy):
     (``explore_share``, growing from 0 to ``explore`` as outcomes accumulate, half of it at
     ``explore_after``, times scale_at / K among more than scale_at models) draws from the full
     posterior of each model's own evidence, without the sharing across models: a model is then judged
-    on its own outcomes, and no streak of bad luck early on keeps it out for good. The logged
-    probabilities are the exact mixture of the two.
+    on its own outcomes, and no streak of bad luck early on keeps it out for good. After a detected
+    change (policy.drift) the share jumps back to ``explore`` and fades over the detector's memory of
+    observations (``reexplore=False``: it does not), so a favourite that got worse hands its traffic
+    to a model the narrowed draws had written off on one unlucky answer. The logged probabilities are
+    the exact mixture of the two.
     """
 
     name = "thompson"
 
     def __init__(self, *, scale: float = 0.5, scale_at: float | None = 10.0, explore: float = 0.6,
-                 explore_after: float = 8000.0, **kwargs: Any) -> None:
+                 explore_after: float = 8000.0, reexplore: bool = True, **kwargs: Any) -> None:
         if not scale > 0:
             raise ConfigError(f"scale must be > 0, got {scale}")
         if not 0.0 <= explore <= 1.0:
             raise ConfigError(f"explore must be in [0, 1], got {explore}")
         self.explore = float(explore)
         self.explore_after = float(explore_after)
+        self.reexplore = bool(reexplore)
         if scale_at is not None and not scale_at >= 3:
             raise ConfigError(f"scale_at must be a number of models >= 3 (or None), got {scale_at}")
         self.scale = float(scale)
@@ -171,7 +175,8 @@ class ThompsonSampling(Policy):
         super().__init__(**kwargs)
 
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "scale": self.scale, "scale_at": self.scale_at, "explore": self.explore, "explore_after": self.explore_after}
+        return {**super().params(), "scale": self.scale, "scale_at": self.scale_at, "explore": self.explore,
+                "explore_after": self.explore_after, "reexplore": self.reexplore}
 
     def width(self, k: int) -> float:
         """The factor on the posterior sd when choosing among ``k`` models."""
@@ -184,9 +189,16 @@ class ThompsonSampling(Policy):
         than the narrowed, shared one."""
         if self.explore_after <= 0.0:
             return self.explore
-        r = self._arms.clock / self.explore_after
+        clock = self._arms.clock
+        r = clock / self.explore_after
         r *= r
         share = self.explore * r / (1.0 + r)
+        if self.reexplore and self.change_points and self._drift is not None:
+            # A detected change: what the settled draws learned of the other models, relative to a
+            # field that just moved, is no longer to be trusted, so the full share comes back and fades
+            # over the detector's memory (the window a changed model is rebuilt from).
+            since = clock - max(tick for _, tick in self.change_points)
+            share = max(share, self.explore * math.exp(-max(since, 0.0) / self._drift.memory))
         # Among more models than scale_at, a full-width draw chases lucky draws more often (why the
         # narrowed width shrinks with K): so does the share, as scale_at / K.
         if self.scale_at is not None and len(self._models) > self.scale_at:
