@@ -95,3 +95,24 @@ def test_a_detected_change_brings_the_full_share_back_and_it_fades() -> None:
     assert at_change == pytest.approx(0.6 * np.exp(-(age - 256) / 256))  # fired a few ticks after it began
     assert later == pytest.approx(0.6 * np.exp(-age / 256))
     assert off_at_change == 0.0 and off_later == pytest.approx(scheduled)  # the schedule alone: 0.1%
+
+
+
+def test_a_newcomer_reopens_the_share(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A model joining a policy that has learned reopens the share (as a detected change does); a
+    policy that has learned nothing yet has nothing to reopen. A retrain and a saved file keep it."""
+    from adaptroute.policy.persist import load_policy, save_policy
+
+    x = np.array([1.0])
+    policy = make_policy("thompson", weights=W, seed=0)
+    for m in ("a", "b", "c"):
+        policy.add_model(m)
+    assert policy.reopened_at is None
+    for _ in range(50):
+        policy.update(x, "a", np.array([1.0, 0.0, 0.0, 0.0]))
+    assert policy.explore_share() == 0.0
+    policy.add_model("d")
+    assert policy.reopened_at == 50.0 and policy.explore_share() == pytest.approx(0.6)
+    assert policy.clone().reopened_at == 50.0  # a retrain keeps it
+    loaded, _ = load_policy(save_policy(policy, tmp_path / "p.npz"))
+    assert loaded.reopened_at == 50.0 and loaded.explore_share() == pytest.approx(0.6)

@@ -11,6 +11,7 @@ import pytest
 from adaptroute import ConfigError, ModelSpec, RewardWeights, Router, read_log
 from adaptroute.cli import main
 from adaptroute.datasets import FullInfoDataset
+from adaptroute.policy import make_policy
 from adaptroute.replay.changes import parse_change
 from adaptroute.replay.simulate import simulate
 from long_files import write_rows
@@ -99,6 +100,15 @@ def test_bad_change_specs_are_refused_by_name(spec: str, says: str) -> None:
     assert spec in str(info.value) and says in str(info.value)
 
 
+def test_an_arrival_reopens_exploring_as_add_model_does() -> None:
+    """simulate() tells the policy when a model arrives at a pass, as router.add_model() does."""
+    data = tiny()
+    arrived, stayed = make_policy("thompson", weights=W, seed=0), make_policy("thompson", weights=W, seed=0)
+    simulate(data, arrived, W, passes=2, changes=[parse_change("2:a:arrive", data.models, 2)])
+    simulate(data, stayed, W, passes=2)
+    assert arrived.reopened_at == len(data) and stayed.reopened_at is None
+
+
 def test_no_model_present_is_refused() -> None:
     data = tiny()
     changes = [parse_change(f"2:{m}:leave", data.models, 2) for m in data.models]
@@ -183,7 +193,6 @@ def test_router_moves_traffic_when_the_favourite_degrades(tmp_path, seed, scorer
 
 def test_failures_are_pass_fail_evidence_for_the_detector() -> None:
     """Quality and failure live in [0, 1]: the change detector weighs them as pass/fail outcomes."""
-    from adaptroute.policy import make_policy
     from adaptroute.types import TARGETS
 
     bounded = make_policy("thompson")._drift.bounded
@@ -256,8 +265,6 @@ def test_only_targets_the_reward_weighs_can_raise_a_change(latency_weight: float
     """A model's latency triples while its quality and cost stay put. Under a reward that ignores
     latency nothing is relearned (an alarm would drop what was learned of its quality too); under one
     that weighs latency the change is caught."""
-    from adaptroute.policy import make_policy
-
     policy = make_policy("thompson", weights=RewardWeights(quality=1.0, cost=10.0, latency=latency_weight), seed=0)
     policy.add_model("m")
     rng = np.random.default_rng(0)

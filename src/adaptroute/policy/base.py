@@ -78,6 +78,9 @@ class Policy(ABC):
         # Detected changes, as (model, tick the change started): observations of that model up to the
         # tick are not learned again by a refit (see fit). Kept by clone(), so a retrain keeps them.
         self.change_points: list[tuple[str, float]] = []
+        # The clock tick at which exploring last reopened: a detected change began, or a model arrived
+        # after learning had started (see ThompsonSampling.explore_share). Kept by clone() and save().
+        self.reopened_at: float | None = None
         self.seed = int(seed)
         self.rng = np.random.default_rng(seed)
         self.version = 0
@@ -119,7 +122,15 @@ class Policy(ABC):
         for model, index in self._models.items():
             fresh.add_model(model, _prior_from_row(self._configured[index]))
         fresh.change_points = list(self.change_points)
+        fresh.reopened_at = self.reopened_at
         return fresh
+
+    def reopen(self) -> None:
+        """The field changed (a model arrived, or came back): for a while, judge every model on its own
+        evidence again (ThompsonSampling's exploring share returns). Nothing before learning starts."""
+        with self._lock:
+            if self._arms.clock > 0.0:
+                self.reopened_at = self._arms.clock
 
     # -- models -----------------------------------------------------------------------------------
     @property
@@ -130,6 +141,7 @@ class Policy(ABC):
         """Register a model (idempotent); ``prior`` updates its configured prior if given."""
         with self._lock:
             if model not in self._models:
+                self.reopen()  # a newcomer to a policy that has learned: the field it joins moved
                 self._models[model] = self._arms.add_arm()
                 if self._drift is not None:
                     self._drift.add_arm()
@@ -346,6 +358,7 @@ class Policy(ABC):
                     arms.rebuild(arm, *self._drift.recent(arm, since, arms.dim))
                     # only a model's latest change matters to a refit: one entry per model
                     self.change_points = [(m, t) for m, t in self.change_points if m != model] + [(model, since)]
+                    self.reopened_at = since if self.reopened_at is None else max(self.reopened_at, since)
             self._changed()
 
     def _check_drift(self, arm: int, x: np.ndarray, y: np.ndarray) -> float | None:

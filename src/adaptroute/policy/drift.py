@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DriftDetector"]
+__all__ = ["MEMORY", "DriftDetector"]
+
+MEMORY = 256  # observations of each model kept to rebuild it from after a change
 
 
 class DriftDetector:
@@ -38,7 +40,7 @@ class DriftDetector:
     most recent ``memory`` observations (context, targets, clock tick) to rebuild it from on a change."""
 
     def __init__(self, n_targets: int, bounded: np.ndarray, *, shift: float = 0.15, slack: float = 1.0,
-                 threshold: float = 10.0, memory: int = 256) -> None:
+                 threshold: float = 10.0, memory: int = MEMORY) -> None:
         self.n_targets = n_targets
         self.bounded = np.asarray(bounded, dtype=bool)  # (T,) targets in [0, 1]: Bernoulli evidence
         self.shift = float(shift)

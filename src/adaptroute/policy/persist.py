@@ -72,6 +72,7 @@ def save_policy(policy: Policy, path: str | os.PathLike[str], metadata: dict[str
             "pooled_count": policy._count,
             "clock": arms.clock,
             "change_points": [[m, t] for m, t in policy.change_points],
+            "reopened_at": policy.reopened_at,
             "metadata": metadata or {},
         }
         arrays = {
@@ -154,6 +155,10 @@ def _build(source: Path, header: Any, arrays: dict[str, np.ndarray]) -> tuple[Po
         version = int(header["version"])
         clock = float(header.get("clock", 0.0))
         change_points = [(str(m), float(t)) for m, t in header.get("change_points", [])]
+        reopened = header.get("reopened_at")
+        reopened_at = None if reopened is None else float(reopened)
+        if not np.isfinite(clock) or not np.isfinite(reopened_at if reopened_at is not None else 0.0):
+            raise ValueError("the clock and reopened_at must be finite numbers")
     except (TypeError, ValueError, KeyError) as exc:
         raise bad(f"bad parameters ({exc})") from None
     for model in models:
@@ -171,6 +176,7 @@ def _build(source: Path, header: Any, arrays: dict[str, np.ndarray]) -> tuple[Po
             raise bad(f"precision matrix of {models[i]!r} is singular") from None
     arms.seen, arms.last, arms.clock = arrays["seen"], arrays["last"], clock
     policy.change_points = change_points
+    policy.reopened_at = reopened_at
     policy._changed()
     policy.version = version
     metadata = header.get("metadata") or {}

@@ -16,6 +16,7 @@ import numpy as np
 from ..config import RewardWeights
 from ..errors import ConfigError
 from .base import Policy
+from .drift import MEMORY
 
 __all__ = ["ThompsonSampling", "win_probabilities", "win_probabilities_batch"]
 
@@ -151,10 +152,11 @@ class ThompsonSampling(Policy):
     ``explore_after``, times scale_at / K among more than scale_at models) draws from the full
     posterior of each model's own evidence, without the sharing across models: a model is then judged
     on its own outcomes, and no streak of bad luck early on keeps it out for good. After a detected
-    change (policy.drift) the share jumps back to ``explore`` and fades over the detector's memory of
-    observations (``reexplore=False``: it does not), so a favourite that got worse hands its traffic
-    to a model the narrowed draws had written off on one unlucky answer. The logged probabilities are
-    the exact mixture of the two.
+    change (policy.drift), and when a model joins a policy that has already learned, the share jumps
+    back to ``explore`` and fades over 256 observations, the change detector's memory
+    (``reexplore=False``: it does not): a favourite that got worse hands its traffic to a model the
+    narrowed draws had written off on one unlucky answer, and a newcomer's first unlucky answer does
+    not write it off. The logged probabilities are the exact mixture of the two.
     """
 
     name = "thompson"
@@ -193,12 +195,12 @@ class ThompsonSampling(Policy):
         r = clock / self.explore_after
         r *= r
         share = self.explore * r / (1.0 + r)
-        if self.reexplore and self.change_points and self._drift is not None:
-            # A detected change: what the settled draws learned of the other models, relative to a
-            # field that just moved, is no longer to be trusted, so the full share comes back and fades
-            # over the detector's memory (the window a changed model is rebuilt from).
-            since = clock - max(tick for _, tick in self.change_points)
-            share = max(share, self.explore * math.exp(-max(since, 0.0) / self._drift.memory))
+        if self.reexplore and self.reopened_at is not None:
+            # A detected change or a newcomer: the settled draws judged every model against a field that
+            # just moved, so the full share comes back and fades over the change detector's memory (the
+            # window a changed model is rebuilt from).
+            since = max(clock - self.reopened_at, 0.0)
+            share = max(share, self.explore * math.exp(-since / MEMORY))
         # Among more models than scale_at, a full-width draw chases lucky draws more often (why the
         # narrowed width shrinks with K): so does the share, as scale_at / K.
         if self.scale_at is not None and len(self._models) > self.scale_at:

@@ -163,6 +163,8 @@ def simulate(
     if controls.active and not direct:
         raise ConfigError("operator controls need a policy that knows exactly the data's models")
     for p, world in enumerate(passes_worlds):
+        if p and (world.present & ~passes_worlds[p - 1].present).any():
+            agent.reopen()  # a model arrives, as router.add_model() says so to the policy
         targets = np.stack([world.quality, world.cost_usd, latency, np.zeros_like(latency)], axis=2)
         present = np.flatnonzero(world.present)
         every = present.shape[0] == len(models)

@@ -68,6 +68,7 @@ class Roster:
             self._secrets.add(*priced[name].spec.secrets)
             self._install({**self._models, **priced})
         self._refresh_priors()
+        self._learner.policy.reopen()  # also for a model that comes back: what it competes with moved meanwhile
         log.info("adaptroute: model %s added; the router now offers %s", name, list(self._models))
 
     def remove_model(self, name: str) -> None:
