@@ -98,9 +98,9 @@ def test_a_detected_change_brings_the_full_share_back_and_it_fades() -> None:
 
 
 
-def test_a_newcomer_reopens_the_share(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A model joining a policy that has learned reopens the share (as a detected change does); a
-    policy that has learned nothing yet has nothing to reopen. A retrain and a saved file keep it."""
+def test_an_arrival_reopens_the_share(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An arrival reopens the share (as a detected change does); a policy that has learned nothing yet
+    has nothing to reopen. A retrain and a saved file keep it."""
     from adaptroute.policy.persist import load_policy, save_policy
 
     x = np.array([1.0])
@@ -111,7 +111,9 @@ def test_a_newcomer_reopens_the_share(tmp_path) -> None:  # type: ignore[no-unty
     for _ in range(50):
         policy.update(x, "a", np.array([1.0, 0.0, 0.0, 0.0]))
     assert policy.explore_share() == 0.0
-    policy.add_model("d")
+    policy.add_model("d")  # registering alone does not (models also appear with their first outcomes)
+    assert policy.reopened_at is None
+    policy.reopen()  # what router.add_model() says of an arrival
     assert policy.reopened_at == 50.0 and policy.explore_share() == pytest.approx(0.6)
     assert policy.clone().reopened_at == 50.0  # a retrain keeps it
     loaded, _ = load_policy(save_policy(policy, tmp_path / "p.npz"))

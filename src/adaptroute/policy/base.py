@@ -78,8 +78,8 @@ class Policy(ABC):
         # Detected changes, as (model, tick the change started): observations of that model up to the
         # tick are not learned again by a refit (see fit). Kept by clone(), so a retrain keeps them.
         self.change_points: list[tuple[str, float]] = []
-        # The clock tick at which exploring last reopened: a detected change began, or a model arrived
-        # after learning had started (see ThompsonSampling.explore_share). Kept by clone() and save().
+        # The clock tick at which exploring last reopened: a detected change began, or reopen() was
+        # called for a model that arrived (see ThompsonSampling.explore_share). Kept by clone() and save().
         self.reopened_at: float | None = None
         self.seed = int(seed)
         self.rng = np.random.default_rng(seed)
@@ -127,7 +127,10 @@ class Policy(ABC):
 
     def reopen(self) -> None:
         """The field changed (a model arrived, or came back): for a while, judge every model on its own
-        evidence again (ThompsonSampling's exploring share returns). Nothing before learning starts."""
+        evidence again (ThompsonSampling's exploring share returns). Nothing before learning starts.
+        Called by whoever knows of the arrival (router.add_model(), load_policy() for a model the file
+        lacks, simulate()); add_model() alone does not, since models also appear as their first outcomes
+        are learned."""
         with self._lock:
             if self._arms.clock > 0.0:
                 self.reopened_at = self._arms.clock
@@ -141,7 +144,6 @@ class Policy(ABC):
         """Register a model (idempotent); ``prior`` updates its configured prior if given."""
         with self._lock:
             if model not in self._models:
-                self.reopen()  # a newcomer to a policy that has learned: the field it joins moved
                 self._models[model] = self._arms.add_arm()
                 if self._drift is not None:
                     self._drift.add_arm()

@@ -152,8 +152,8 @@ class ThompsonSampling(Policy):
     ``explore_after``, times scale_at / K among more than scale_at models) draws from the full
     posterior of each model's own evidence, without the sharing across models: a model is then judged
     on its own outcomes, and no streak of bad luck early on keeps it out for good. After a detected
-    change (policy.drift), and when a model joins a policy that has already learned, the share jumps
-    back to ``explore`` and fades over 256 observations, the change detector's memory
+    change (policy.drift), and when a model joins a policy that has already learned (Policy.reopen),
+    the share jumps back to ``explore`` and fades over 256 observations, the change detector's memory
     (``reexplore=False``: it does not): a favourite that got worse hands its traffic to a model the
     narrowed draws had written off on one unlucky answer, and a newcomer's first unlucky answer does
     not write it off. The logged probabilities are the exact mixture of the two.

@@ -403,6 +403,7 @@ class Router(Roster, Drivers):
         for name, model in self._models.items():  # keep the file's priors; price any model it lacks
             if name not in policy.models:
                 policy.add_model(name, model.prior(typical_in, typical_out))
+                policy.reopen()  # a newcomer to what the file learned
 
     def report(self, pass_threshold: float = 0.5) -> dict[str, TaskReport]:
         """What `adaptroute report` shows, from this router's live log: per task and "all", cost per
