@@ -42,6 +42,11 @@ def connect(url: str, timeout_s: float = 5.0, *, durable: bool = False) -> Any:
                               autocommit=True)  # transactions are explicit: con.transaction()
     except psycopg.Error as exc:
         raise StoreUnavailableError(f"cannot connect to the PostgreSQL log {redact(url)}: {describe(exc)}") from None
+    # The COPY's array columns arrive encoded (pg_copy) as bytes: dump them with psycopg's own bytes
+    # dumper (C), not the DB-API one it registers for bytea by default, a Python call per value.
+    from psycopg.types.string import BytesBinaryDumper
+
+    con.adapters.register_dumper(bytes, BytesBinaryDumper)
     try:
         if durable:
             con.execute("SET synchronous_commit TO on")
